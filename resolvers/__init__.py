@@ -1,0 +1,1 @@
+"""Built-in resolvers. Each module is a pluggy plugin exactly like a third-party one."""

@@ -1,0 +1,213 @@
+"""Fixtures: a real database per test (SQLite always, PostgreSQL when
+TORNADO_CALLBACK_TEST_DATABASE_URL is set), real services, the real server on
+a real socket (pytest-tornado's port and loop, our ``make_server``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.httpclient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tornado_callback.app import make_app, make_server
+from tornado_callback.config import PluginsConfig, Settings, normalise_database_url
+from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.services import Services
+from tornado_callback.store.database import Database
+from tornado_callback.store.models import Base
+
+PG_ENV = "TORNADO_CALLBACK_TEST_DATABASE_URL"
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(PG_ENV) else [])
+
+
+def run_isolated(coroutine: Any) -> Any:
+    """Run setup code on a private loop: ``asyncio.run`` would unset the loop
+    that pytest-tornado made current for the test."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def _migrate(url: str) -> None:
+    async def run() -> None:
+        db = Database(url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.close()
+
+    run_isolated(run())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    _migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+async def _admin_execute(server_url: str, statement: str) -> None:
+    import asyncpg
+
+    url = make_url(server_url).set(drivername="postgresql")
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A database of its own for this test session, migrated once, dropped at the end.
+
+    Several sessions (developers, CI) may share the server, so never the
+    configured database itself.
+    """
+    server_url = normalise_database_url(os.environ[PG_ENV])
+    name = f"tcb_test_{uuid.uuid4().hex[:12]}"
+    run_isolated(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        run_isolated(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+
+    async def run() -> None:
+        db = Database(url)
+        try:
+            async with db.engine.begin() as connection:
+                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        finally:
+            await db.close()
+
+    run_isolated(run())
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url = request.getfixturevalue("postgresql_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def plugins_config() -> PluginsConfig:
+    """Override in a test module to run with another plugins.toml."""
+    return PluginsConfig()
+
+
+@pytest.fixture
+def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
+    return Settings(database_url=database_url, plugins=plugins_config)
+
+
+@pytest.fixture
+def test_plugins() -> list[object]:
+    """Override in a test module to register extra plugins (tiny @hookimpl classes)."""
+    return []
+
+
+@pytest.fixture
+def services(io_loop: Any, settings: Settings, test_plugins: list[object]) -> Iterator[Services]:
+    pm = make_plugin_manager(test_plugins, load_entrypoints=False)
+    services = io_loop.run_sync(lambda: Services.start(settings, pm, upgrade=False))
+    yield services
+    io_loop.run_sync(services.close)
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    return make_app(services)
+
+
+@pytest.fixture
+def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any, services: Services) -> Any:
+    """pytest-tornado's server fixture, but configured as ``serve`` configures it."""
+    server = make_server(services)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+@pytest.fixture
+def base_url(http_port: int) -> str:
+    return f"http://127.0.0.1:{http_port}"
+
+
+@dataclass
+class World:
+    """What ``seed`` created: ids and secrets the tests use."""
+
+    inventory_id: int
+    template_id: int
+    key: str
+    hosts: dict[str, int]
+
+
+@pytest.fixture
+def seed(services: Services) -> Callable[..., Awaitable[World]]:
+    """Factory: an inventory with hosts ``{name: variables}`` and a template with a key."""
+
+    async def make(
+        hosts: dict[str, dict[str, Any]] | None = None,
+        *,
+        key: str = "s3cret-key",
+        name: str = "tpl",
+        **template: Any,
+    ) -> World:
+        inventory = await services.inventories.create(f"inv-{name}")
+        saved = {}
+        for host_name, variables in (hosts or {}).items():
+            enabled = variables.pop("enabled", True) if isinstance(variables, dict) else True
+            host = await services.inventories.save_host(inventory.id, host_name, variables, enabled=enabled)
+            saved[host_name] = host.id
+        created = await services.templates.create(
+            name, inventory_id=inventory.id, playbook="site.yml", host_config_key=key,
+            ask_variables_on_launch=template.pop("ask_variables_on_launch", False),
+            extra_vars=template.pop("extra_vars", None),
+        )
+        if template:
+            await services.templates.update(created.id, **template)
+        return World(inventory.id, created.id, key, saved)
+
+    return make
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def fetch(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Callable[..., Awaitable[tornado.httpclient.HTTPResponse]]:
+    """Fetch a path from the test server without raising on 4xx/5xx."""
+
+    def call(path: str, **kwargs: Any) -> Awaitable[tornado.httpclient.HTTPResponse]:
+        kwargs.setdefault("raise_error", False)
+        return http_client.fetch(base_url + path, **kwargs)
+
+    return call

@@ -1,0 +1,3 @@
+from tornado_callback.cli import main
+
+raise SystemExit(main())

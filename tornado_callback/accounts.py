@@ -1,0 +1,173 @@
+"""Users, passwords, tokens and roles.
+
+Passwords are argon2 hashes, verified off the event loop (argon2 is slow on
+purpose). Tokens are random and stored as SHA-256 so that a bearer header is
+found by index. Neither a password nor a token is ever logged or returned
+after creation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from tornado_callback.store import queries
+from tornado_callback.store.database import Database
+from tornado_callback.store.models import RoleAssignment, Token, User
+
+# Roles on a resource imply the weaker ones, as in AWX.
+ROLE_IMPLIES = {
+    "job_template": {"admin": {"admin", "execute", "read"}, "execute": {"execute", "read"}, "read": {"read"}},
+    "inventory": {"admin": {"admin", "use", "read"}, "use": {"use", "read"}, "read": {"read"}},
+}
+
+
+class AccountError(ValueError):
+    """A user or token request that cannot be carried out (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of an admin request."""
+
+    id: int
+    username: str
+    is_superuser: bool
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    def __init__(self, db: Database, cache_seconds: float = 60.0) -> None:
+        self.db = db
+        self.hasher = PasswordHasher()
+        self.cache_seconds = cache_seconds
+        # digest of verified "user:password" -> (principal, expiry). The digest
+        # is keyed with a per-process secret so the cache holds no usable secret.
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
+        self._cache_key = secrets.token_bytes(32)
+
+    async def hash_password(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self.hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def create_user(self, username: str, password: str | None, superuser: bool = False) -> User:
+        if not username or len(username) > 150:
+            raise AccountError("a user name must be 1 to 150 characters")
+        async with self.db.session() as session:
+            if await queries.user_by_name(session, username) is not None:
+                raise AccountError(f"user {username!r} already exists")
+            user = User(
+                username=username,
+                is_superuser=superuser,
+                password_hash=await self.hash_password(password) if password else None,
+            )
+            session.add(user)
+            await session.commit()
+            return user
+
+    async def set_password(self, username: str, password: str) -> None:
+        async with self.db.session() as session:
+            user = await queries.user_by_name(session, username)
+            if user is None:
+                raise AccountError(f"no user {username!r}")
+            user.password_hash = await self.hash_password(password)
+            await session.commit()
+        self._verified.clear()
+
+    async def create_token(self, username: str, description: str = "") -> str:
+        """A new personal token for ``username``; the only time its text is seen."""
+        token = secrets.token_urlsafe(32)
+        async with self.db.session() as session:
+            user = await queries.user_by_name(session, username)
+            if user is None:
+                raise AccountError(f"no user {username!r}")
+            session.add(Token(user_id=user.id, token_hash=token_hash(token), description=description))
+            await session.commit()
+        return token
+
+    async def grant(self, username: str, resource_type: str, resource_id: int, role: str) -> None:
+        if role not in ROLE_IMPLIES.get(resource_type, {}):
+            raise AccountError(f"unknown role {role!r} for {resource_type}")
+        async with self.db.session() as session:
+            user = await queries.user_by_name(session, username)
+            if user is None:
+                raise AccountError(f"no user {username!r}")
+            if role not in await queries.user_roles(session, user.id, resource_type, resource_id):
+                session.add(RoleAssignment(
+                    user_id=user.id, resource_type=resource_type, resource_id=resource_id, role=role
+                ))
+                await session.commit()
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        """The principal of an ``Authorization`` header (Basic or Bearer), or None."""
+        if not authorization:
+            return None
+        scheme, _, credentials = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        credentials = credentials.strip()
+        if scheme == "basic":
+            return await self._basic(credentials)
+        if scheme == "bearer" and credentials:
+            return await self._bearer(credentials)
+        return None
+
+    async def _basic(self, credentials: str) -> Principal | None:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            return None
+        digest = hmac.new(self._cache_key, decoded.encode(), hashlib.sha256).digest()
+        cached = self._verified.get(digest)
+        now = time.monotonic()
+        if cached and cached[1] > now:
+            return cached[0]
+        async with self.db.session() as session:
+            user = await queries.user_by_name(session, username)
+        if user is None or not user.password_hash:
+            return None
+        if not await self._verify(user.password_hash, password):
+            return None
+        principal = Principal(user.id, user.username, user.is_superuser)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[digest] = (principal, now + self.cache_seconds)
+        return principal
+
+    async def _bearer(self, token: str) -> Principal | None:
+        async with self.db.session() as session:
+            row = await queries.token_by_hash(session, token_hash(token))
+        if row is None:
+            return None
+        if row.expires is not None and row.expires.timestamp() < time.time():
+            return None
+        return Principal(row.user.id, row.user.username, row.user.is_superuser)
+
+    async def has_role(
+        self, principal: Principal, resource_type: str, resource_id: int, role: str
+    ) -> bool:
+        if principal.is_superuser:
+            return True
+        async with self.db.session() as session:
+            held = await queries.user_roles(session, principal.id, resource_type, resource_id)
+        implied = ROLE_IMPLIES[resource_type]
+        return any(role in implied.get(h, ()) for h in held)

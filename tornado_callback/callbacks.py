@@ -1,0 +1,203 @@
+"""The provisioning callback: from a POST to a committed job, and the admin's explanation.
+
+Order of checks (API.md section 1): unknown template 404, rate limit 429, body
+400/413/415, key 403, no inventory 400, matching 400, launch checks 400, then
+202. Every POST leaves one audit record, whatever its answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado_callback.accounts import Accounts, Principal
+from tornado_callback.errors import (
+    CallbackRefused,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    TooManyRequests,
+)
+from tornado_callback.inventories import Inventories
+from tornado_callback.launch import (
+    MSG_MULTIPLE,
+    MSG_NO_INVENTORY,
+    MSG_NO_MATCH,
+    LaunchRefused,
+    LaunchService,
+    job_url,
+)
+from tornado_callback.ratelimit import BadKeyLimiter
+from tornado_callback.resolution import CallbackRequest, Resolution, ResolverChain
+from tornado_callback.store.database import Database
+from tornado_callback.store.models import CallbackAttempt, JobTemplate
+
+KEY_FIELD = "host_config_key"
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class CallbackBody:
+    """The POST body as parsed by the handler, or the error parsing it gave."""
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    error: ServiceError | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: int
+
+    @property
+    def url(self) -> str:
+        return job_url(self.job_id)
+
+
+def parse_template_id(text: str) -> int | None:
+    """The id in the URL, or None when it cannot name a template (answered 404)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+class CallbackService:
+    def __init__(
+        self,
+        db: Database,
+        chain: ResolverChain,
+        inventories: Inventories,
+        launcher: LaunchService,
+        accounts: Accounts,
+        limiter: BadKeyLimiter,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.inventories = inventories
+        self.launcher = launcher
+        self.accounts = accounts
+        self.limiter = limiter
+
+    async def _template(self, template_ref: str) -> JobTemplate:
+        template_id = parse_template_id(template_ref)
+        if template_id is None:
+            raise NotFound()
+        async with self.db.session() as session:
+            template = await session.get(JobTemplate, template_id)
+        if template is None:
+            raise NotFound()
+        return template
+
+    async def resolve(self, template: JobTemplate, request: CallbackRequest) -> Resolution:
+        assert template.inventory_id is not None
+        return await self.chain.resolve(request, self.inventories.lookup(template.inventory_id))
+
+    async def launch(
+        self, template_ref: str, peer: str, headers: tuple[tuple[str, str], ...], body: CallbackBody
+    ) -> Accepted:
+        started = time.perf_counter()
+        attempt = CallbackAttempt(peer_address=peer, client_addresses=[peer], status_code=202)
+        try:
+            return await self._launch(template_ref, peer, headers, body, attempt, started)
+        except ServiceError as e:
+            attempt.status_code = e.status
+            attempt.msg = str(e.body.get("msg") or e.body.get("detail") or "")
+            attempt.elapsed_ms = _ms_since(started)
+            async with self.db.session() as session:
+                session.add(attempt)
+                await session.commit()
+            raise
+
+    async def _launch(
+        self,
+        template_ref: str,
+        peer: str,
+        headers: tuple[tuple[str, str], ...],
+        body: CallbackBody,
+        attempt: CallbackAttempt,
+        started: float,
+    ) -> Accepted:
+        template = await self._template(template_ref)
+        attempt.job_template_id = template.id
+        retry_after = self.limiter.retry_after(peer)
+        if retry_after is not None:
+            raise TooManyRequests(retry_after)
+        if body.error is not None:
+            raise body.error
+        if not key_matches(template.host_config_key, body.fields.get(KEY_FIELD)):
+            self.limiter.record_failure(peer)
+            raise PermissionDenied()
+        if template.inventory_id is None:
+            raise CallbackRefused(MSG_NO_INVENTORY)
+
+        request = CallbackRequest(
+            peer=peer,
+            headers=headers,
+            body={k: v for k, v in body.fields.items() if k != KEY_FIELD},
+        )
+        resolution = await self.resolve(template, request)
+        attempt.client_addresses = list(resolution.client_addresses)
+        attempt.trace = resolution.trace_dicts()
+        attempt.resolved_by = resolution.resolved_by
+        if resolution.outcome == "ambiguous":
+            raise CallbackRefused(MSG_MULTIPLE)
+        if resolution.host is None:
+            raise CallbackRefused(MSG_NO_MATCH)
+        attempt.host_id = resolution.host.id
+        attempt.host_name = resolution.host.name
+
+        async with self.db.session() as session:
+            try:
+                job = await self.launcher.create_callback_job(
+                    session, template, resolution.host, body.fields.get("extra_vars"),
+                    resolution.resolved_by,
+                )
+            except LaunchRefused as e:
+                raise CallbackRefused(e.msg, **e.extra) from e
+            attempt.job_id = job.id
+            attempt.elapsed_ms = _ms_since(started)
+            session.add(attempt)
+            # The 202 goes out only after this commit: the job is durable before the host hears of it.
+            await session.commit()
+        return Accepted(job.id)
+
+    async def explain(
+        self, template_ref: str, principal: Principal, request: CallbackRequest
+    ) -> dict[str, Any]:
+        """What the admin GET shows: which host would match this request, and why."""
+        template = await self._template(template_ref)
+        if not await self.accounts.has_role(principal, "job_template", template.id, "admin"):
+            raise PermissionDenied()
+        if template.inventory_id is None:
+            matching: list[str] = []
+            remote = {"peer": request.peer, "addresses": [request.peer], "names": []}
+            trace: list[dict[str, Any]] = []
+        else:
+            resolution = await self.resolve(template, request)
+            matching = resolution.matching_hosts
+            remote = {
+                "peer": request.peer,
+                "addresses": list(resolution.client_addresses),
+                "names": list(resolution.names),
+            }
+            trace = resolution.trace_dicts()
+        return {
+            "host_config_key": template.host_config_key,
+            "matching_hosts": matching,
+            "remote": remote,
+            "resolution": trace,
+        }
+
+
+def key_matches(expected: str, given: Any) -> bool:
+    """Constant-time comparison; a template without a key refuses every key, as in AWX."""
+    if not expected or not isinstance(given, str) or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogatepass"))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

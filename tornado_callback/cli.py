@@ -1,0 +1,260 @@
+"""``tornado-callback``: one entry point, argparse sub-commands that call services, never SQL."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tornado_callback import __version__
+from tornado_callback.accounts import AccountError
+from tornado_callback.app import serve
+from tornado_callback.config import ConfigError, Settings, build_settings
+from tornado_callback.demo import demo_banner, seed_demo
+from tornado_callback.inventories import InventoryError
+from tornado_callback.services import Services
+from tornado_callback.templates import TemplateError
+
+USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError)
+Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
+
+
+class CommandError(Exception):
+    """A command that cannot do what was asked; printed without a traceback."""
+
+
+def base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.certfile else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
+def callback_url(settings: Settings, template_id: int) -> str:
+    return f"{base_url(settings)}/api/v2/job_templates/{template_id}/callback/"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_var(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise CommandError(f"--var {text!r}: expected KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+async def cmd_db_upgrade(services: Services, args: argparse.Namespace) -> int:
+    print("database is up to date")
+    return 0
+
+
+async def cmd_user_create(services: Services, args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+    else:
+        password = ""
+    user = await services.accounts.create_user(args.name, password or None, superuser=args.superuser)
+    print(f"created user {user.username} (id {user.id}{', superuser' if user.is_superuser else ''})")
+    return 0
+
+
+async def cmd_token_create(services: Services, args: argparse.Namespace) -> int:
+    token = await services.accounts.create_token(args.name, args.description)
+    print(token)
+    print(f"Token for {args.name}; it is shown only now.", file=sys.stderr)
+    return 0
+
+
+async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> int:
+    inventory = await services.inventories.create(args.name, args.description)
+    print(f"created inventory {inventory.name} (id {inventory.id})")
+    return 0
+
+
+async def cmd_host_add(services: Services, args: argparse.Namespace) -> int:
+    inventory = await services.inventories.get_by_name_or_id(args.inventory)
+    variables = dict(parse_var(v) for v in args.var)
+    host = await services.inventories.save_host(inventory.id, args.name, variables)
+    print(f"saved host {host.name} (id {host.id}) in inventory {inventory.name}")
+    return 0
+
+
+async def cmd_template_create(services: Services, args: argparse.Namespace) -> int:
+    inventory = await services.inventories.get_by_name_or_id(args.inventory)
+    template = await services.templates.create(
+        args.name,
+        inventory_id=inventory.id,
+        playbook=args.playbook,
+        project_dir=args.project_dir or "",
+        host_config_key=args.host_config_key,
+        ask_variables_on_launch=args.ask_variables_on_launch,
+    )
+    print(f"created job template {template.name} (id {template.id})")
+    print(f"host_config_key: {template.host_config_key}")
+    print(f"callback URL:    {callback_url(services.settings, template.id)}")
+    return 0
+
+
+async def cmd_jobs_list(services: Services, args: argparse.Namespace) -> int:
+    count, jobs = await services.records.jobs(page_size=args.limit)
+    print_table(
+        ("ID", "TEMPLATE", "STATUS", "LAUNCH", "LIMIT", "RESOLVED BY", "CREATED"),
+        [(j.id, j.job_template_id, j.status, j.launch_type, j.limit, j.resolved_by,
+          j.created.isoformat(timespec="seconds")) for j in jobs],
+    )
+    print(f"{count} job(s)")
+    return 0
+
+
+async def cmd_attempts(services: Services, args: argparse.Namespace) -> int:
+    count, attempts = await services.records.attempts(args.template, page_size=args.limit)
+    print_table(
+        ("ID", "TIME", "TEMPLATE", "PEER", "CLIENT", "STATUS", "HOST", "JOB", "MESSAGE"),
+        [(a.id, a.created.isoformat(timespec="seconds"), a.job_template_id, a.peer_address,
+          ",".join(a.client_addresses), a.status_code, a.host_name, a.job_id, a.msg)
+         for a in attempts],
+    )
+    print(f"{count} attempt(s)")
+    return 0
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    workdir = Path.cwd()
+
+    async def prepare() -> str | None:
+        services = await Services.start(settings)
+        try:
+            if args.demo:
+                return demo_banner(await seed_demo(services, workdir), base_url(settings))
+            return None
+        finally:
+            await services.close()
+
+    banner = asyncio.run(prepare())
+
+    def ready(services: Services) -> None:
+        print(f"tornado-callback {__version__} listening on {base_url(settings)}", flush=True)
+        if banner:
+            print(banner, flush=True)
+
+    serve(settings, on_ready=ready)
+    return 0
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="default: sqlite in the working directory "
+                        "(env TORNADO_CALLBACK_DATABASE_URL)")
+    parser.add_argument("--plugins", help="plugins.toml to read (default: ./plugins.toml if present)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tornado-callback", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, func: Command | None, help_text: str) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        add_settings_flags(sub)
+        sub.set_defaults(func=func)
+        return sub
+
+    p = command(commands, "serve", None, "run the server (creates or upgrades the schema)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8052)")
+    p.add_argument("--processes", type=int, help="server processes to fork (0: one per core)")
+    p.add_argument("--certfile", help="TLS certificate (PEM)")
+    p.add_argument("--keyfile", help="TLS private key (PEM)")
+    p.add_argument("--demo", action="store_true",
+                   help="seed a localhost inventory, a template and an admin; print ready curl lines")
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION")
+    command(db, "upgrade", cmd_db_upgrade, "apply migrations")
+
+    user = commands.add_parser("user", help="user accounts").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION")
+    p = command(user, "create", cmd_user_create, "create a user")
+    p.add_argument("name")
+    p.add_argument("--superuser", action="store_true")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    token = commands.add_parser("token", help="personal access tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION")
+    p = command(token, "create", cmd_token_create, "create a token for a user and print it once")
+    p.add_argument("name", help="user name")
+    p.add_argument("--description", default="")
+
+    inventory = commands.add_parser("inventory", help="inventories").add_subparsers(
+        dest="inventory_command", required=True, metavar="ACTION")
+    p = command(inventory, "create", cmd_inventory_create, "create an inventory")
+    p.add_argument("name")
+    p.add_argument("--description", default="")
+
+    host = commands.add_parser("host", help="hosts").add_subparsers(
+        dest="host_command", required=True, metavar="ACTION")
+    p = command(host, "add", cmd_host_add, "add (or update) a host of an inventory")
+    p.add_argument("inventory", help="inventory name or id")
+    p.add_argument("name")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                   help="host variable; VALUE is JSON if it parses as JSON, else a string")
+
+    template = commands.add_parser("template", help="job templates").add_subparsers(
+        dest="template_command", required=True, metavar="ACTION")
+    p = command(template, "create", cmd_template_create, "create a job template; prints its callback URL")
+    p.add_argument("name")
+    p.add_argument("--inventory", required=True, help="inventory name or id")
+    p.add_argument("--playbook", required=True)
+    p.add_argument("--project-dir")
+    p.add_argument("--host-config-key", help="default: a random key")
+    p.add_argument("--ask-variables-on-launch", action="store_true")
+
+    jobs = commands.add_parser("jobs", help="jobs").add_subparsers(
+        dest="jobs_command", required=True, metavar="ACTION")
+    p = command(jobs, "list", cmd_jobs_list, "list the newest jobs")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
+    p.add_argument("--template", type=int)
+    p.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+async def run_command(func: Command, settings: Settings, args: argparse.Namespace) -> int:
+    services = await Services.start(settings)
+    try:
+        return await func(services, args)
+    finally:
+        await services.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags = {k: getattr(args, k, None) for k in (
+        "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile")}
+    try:
+        settings = build_settings(**flags)
+        if args.command == "serve":
+            return run_serve(settings, args)
+        return asyncio.run(run_command(args.func, settings, args))
+    except (CommandError, *USER_ERRORS) as e:
+        print(f"tornado-callback: error: {e}", file=sys.stderr)
+        return 2

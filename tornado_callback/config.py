@@ -1,0 +1,177 @@
+"""Settings: flags first, then ``TORNADO_CALLBACK_*`` environment variables, then defaults.
+
+Everything here is a frozen dataclass, built once at start-up and handed down;
+nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+ENV_PREFIX = "TORNADO_CALLBACK_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///tornado-callback.db"
+DEFAULT_PLUGINS_FILE = "plugins.toml"
+
+# Keys of a [resolvers.NAME] table that the chain itself consumes; the rest are
+# the resolver's own options.
+CHAIN_KEYS = frozenset({"priority", "enabled", "timeout"})
+
+
+class ConfigError(ValueError):
+    """A setting or plugins.toml entry is unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ResolverConfig:
+    """One ``[resolvers.NAME]`` table of plugins.toml."""
+
+    name: str
+    priority: int | None = None
+    enabled: bool = True
+    timeout: float | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    """plugins.toml, parsed. Resolvers it does not name run with their defaults."""
+
+    path: Path | None = None
+    resolvers: Mapping[str, ResolverConfig] = field(default_factory=lambda: MappingProxyType({}))
+
+    def for_resolver(self, name: str) -> ResolverConfig:
+        return self.resolvers.get(name) or ResolverConfig(name=name)
+
+    def options(self, name: str) -> Mapping[str, Any]:
+        return self.for_resolver(name).options
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8052
+    processes: int = 1
+    certfile: str | None = None
+    keyfile: str | None = None
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    # Largest request body accepted, in bytes (API.md: default 1 MiB).
+    max_body_size: int = 1024 * 1024
+    # Default time a resolver may take before it becomes a `timeout` trace entry.
+    resolver_timeout: float = 5.0
+    # Bad keys one source address may send per window before it gets 429.
+    bad_key_limit: int = 20
+    bad_key_window: float = 60.0
+    # How long a verified Basic credential is remembered, so that admins' GETs
+    # do not pay for an argon2 verification each time.
+    auth_cache_seconds: float = 60.0
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URL spellings people paste, and pick the async drivers we ship."""
+    for prefix, replacement in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return replacement + url[len(prefix):]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError(
+        f"unsupported database URL {url.split('://')[0]}://...: "
+        "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+    )
+
+
+def load_plugins_config(path: Path | None) -> PluginsConfig:
+    """Read plugins.toml; ``None`` means ``plugins.toml`` in the working directory, if present."""
+    explicit = path is not None
+    path = path or Path(DEFAULT_PLUGINS_FILE)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"plugins file {path} does not exist")
+        return PluginsConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read plugins file {path}: {e}") from e
+    return parse_plugins_config(data, path)
+
+
+def parse_plugins_config(data: Mapping[str, Any], path: Path | None = None) -> PluginsConfig:
+    where = str(path) if path else "plugins config"
+    unknown = set(data) - {"resolvers"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level table(s): {', '.join(sorted(unknown))}")
+    tables = data.get("resolvers", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError(f"{where}: [resolvers] must be a table")
+    resolvers = {}
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [resolvers.{name}] must be a table")
+        priority = table.get("priority")
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+            raise ConfigError(f"{where}: resolvers.{name}.priority must be an integer")
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}: resolvers.{name}.enabled must be true or false")
+        timeout = table.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigError(f"{where}: resolvers.{name}.timeout must be a positive number")
+        options = {k: v for k, v in table.items() if k not in CHAIN_KEYS}
+        resolvers[name] = ResolverConfig(
+            name=name,
+            priority=priority,
+            enabled=enabled,
+            timeout=float(timeout) if timeout is not None else None,
+            options=MappingProxyType(options),
+        )
+    return PluginsConfig(path=path, resolvers=MappingProxyType(resolvers))
+
+
+def env_value(name: str) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name.upper())
+    return value if value not in (None, "") else None
+
+
+def build_settings(**flags: Any) -> Settings:
+    """Settings from explicit flags (``None`` = not given), then the environment, then defaults."""
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    converters = {
+        "database_url": str,
+        "host": str,
+        "port": int,
+        "processes": int,
+        "certfile": str,
+        "keyfile": str,
+        "max_body_size": int,
+        "resolver_timeout": float,
+        "bad_key_limit": int,
+        "bad_key_window": float,
+        "auth_cache_seconds": float,
+    }
+    for name, convert in converters.items():
+        raw = flags.get(name)
+        if raw is None:
+            raw = env_value(name)
+        if raw is None:
+            continue
+        try:
+            values[name] = convert(raw)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
+    values["database_url"] = normalise_database_url(values.get("database_url", defaults.database_url))
+    plugins_path = flags.get("plugins") or env_value("plugins")
+    values["plugins"] = load_plugins_config(Path(plugins_path) if plugins_path else None)
+    return Settings(**values)

@@ -1,0 +1,69 @@
+"""Errors that services raise and handlers render: each knows its status and JSON body.
+
+Framework errors use ``detail`` (DRF's shape); callback refusals use ``msg`` (AWX's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+DETAIL_NOT_FOUND = "Not found."
+DETAIL_FORBIDDEN = "You do not have permission to perform this action."
+DETAIL_UNAUTHENTICATED = "Authentication credentials were not provided."
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(
+        self, body: Mapping[str, Any], *, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(body)
+        self.body = dict(body)
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def detail(cls, text: str, **kwargs: Any) -> ServiceError:
+        return cls({"detail": text}, **kwargs)
+
+
+class NotFound(ServiceError):
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__({"detail": DETAIL_NOT_FOUND})
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__({"detail": DETAIL_FORBIDDEN})
+
+
+class NotAuthenticated(ServiceError):
+    status = 401
+
+    def __init__(self, text: str = DETAIL_UNAUTHENTICATED) -> None:
+        super().__init__({"detail": text})
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            {"detail": f"Too many bad host_config_key attempts from this address. "
+                       f"Try again in {retry_after} seconds."},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class CallbackRefused(ServiceError):
+    """AWX's 400 answers to a callback: ``{"msg": ...}`` plus extra fields."""
+
+    def __init__(self, msg: str, **extra: Any) -> None:
+        super().__init__({"msg": msg, **extra})

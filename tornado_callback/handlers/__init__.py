@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: parse, call a service, render."""

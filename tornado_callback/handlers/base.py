@@ -1,0 +1,109 @@
+"""APIHandler: JSON in and out, one ``write_error``, authentication, pagination."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import tornado.web
+
+from tornado_callback.accounts import Principal
+from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND, DETAIL_UNAUTHENTICATED, ServiceError
+from tornado_callback.services import Services
+
+REALM = 'Basic realm="tornado-callback"'
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 25
+
+DEFAULT_DETAILS = {
+    401: DETAIL_UNAUTHENTICATED,
+    403: DETAIL_FORBIDDEN,
+    404: DETAIL_NOT_FOUND,
+    500: "A server error occurred.",
+}
+
+
+class APIError(tornado.web.HTTPError):
+    """An HTTPError carrying the JSON body to send."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.body = body
+        self.headers = headers or {}
+
+    @classmethod
+    def from_service(cls, error: ServiceError) -> APIError:
+        return cls(error.status, error.body, error.headers)
+
+
+def bad_request(detail: str) -> APIError:
+    return APIError(400, {"detail": detail})
+
+
+class APIHandler(tornado.web.RequestHandler):
+    services: Services
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+
+    def check_xsrf_cookie(self) -> None:
+        """An API of tokens and Basic auth: no cookies, so no XSRF."""
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body, default=str))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        body = getattr(error, "body", None)
+        for name, value in getattr(error, "headers", {}).items():
+            self.set_header(name, value)
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", REALM)
+        if status_code == 405:
+            body = {"detail": f'Method "{self.request.method}" not allowed.'}
+        if body is None:
+            reason = DEFAULT_DETAILS.get(status_code) or HTTPStatus(status_code).phrase
+            body = {"detail": reason}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body, default=str))
+
+    async def authenticated_user(self) -> Principal:
+        principal = await self.services.accounts.authenticate(self.request.headers.get("Authorization"))
+        if principal is None:
+            raise APIError(401, {"detail": DETAIL_UNAUTHENTICATED
+                                 if "Authorization" not in self.request.headers
+                                 else "Invalid username/password."})
+        return principal
+
+    def int_argument(self, name: str, default: int, low: int, high: int | None = None) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        if not raw.isascii() or not raw.isdigit() or (value := int(raw)) < low or (
+            high is not None and value > high
+        ):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise bad_request(f"{name} must be an integer {bounds}.")
+        return value
+
+    def paginate(self, items: Sequence[Any]) -> list[Any]:
+        """One page of an in-memory list, by the ``page`` and ``page_size`` query arguments."""
+        page = self.int_argument("page", 1, 1)
+        page_size = self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        start = (page - 1) * page_size
+        if start and start >= len(items):
+            raise APIError(404, {"detail": "Invalid page."})
+        return list(items[start:start + page_size])
+
+
+class NotFoundHandler(APIHandler):
+    """Every unknown path: a JSON 404, never Tornado's HTML page."""
+
+    def prepare(self) -> None:
+        raise APIError(404, {"detail": DETAIL_NOT_FOUND})

@@ -1,0 +1,112 @@
+"""/api/v2/job_templates/{id}/callback/: the host's POST and the admin's GET."""
+
+from __future__ import annotations
+
+import re
+
+import tornado.web
+
+from tornado_callback.callbacks import CallbackBody
+from tornado_callback.errors import ServiceError
+from tornado_callback.handlers.base import APIError, APIHandler, bad_request
+from tornado_callback.handlers.bodies import parse_callback_body, too_large
+from tornado_callback.resolution import CallbackRequest, normalise_address
+
+# Credentials of the caller are no business of resolvers (third-party code among them).
+PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+DISCARD_CAP = 64 * 1024 * 1024
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+@tornado.web.stream_request_body
+class CallbackHandler(APIHandler):
+    async def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        if self.request.method != "POST":
+            return
+        # Chunked bodies have no declared length: read (and discard) past the
+        # limit so that the client still gets a JSON 413, up to a hard cap.
+        self.request.connection.set_max_body_size(self.limit + DISCARD_CAP)
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            # Answer before reading: the rest of the body is discarded and the
+            # connection closed by Tornado.
+            self._too_large = True
+            await self._launch(*self.path_args, **self.path_kwargs)
+
+    @property
+    def limit(self) -> int:
+        return self.services.settings.max_body_size
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(chunk)
+        if self._size > self.limit:
+            self._too_large = True
+            self._chunks.clear()
+        else:
+            self._chunks.append(chunk)
+
+    def _request_headers(self) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (name, value)
+            for name, value in self.request.headers.get_all()
+            if name.lower() not in PRIVATE_HEADERS
+        )
+
+    async def post(self, template_id: str) -> None:
+        await self._launch(template_id)
+
+    async def _launch(self, template_id: str) -> None:
+        if self._too_large:
+            body = too_large(self.limit)
+        else:
+            body = parse_callback_body(self.request.headers.get("Content-Type"), b"".join(self._chunks))
+        try:
+            accepted = await self.services.callbacks.launch(
+                template_id, self.request.remote_ip or "", self._request_headers(), body
+            )
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        self.set_header("Location", accepted.url)
+        self.write_json({"job": accepted.job_id, "url": accepted.url}, status=202)
+
+    async def get(self, template_id: str) -> None:
+        principal = await self.authenticated_user()
+        request = self._evaluated_request()
+        search = (self.get_query_argument("search", "") or "").lower()
+        self.int_argument("page", 1, 1)  # validate before any work
+        self.int_argument("page_size", 25, 1, 200)
+        try:
+            explanation = await self.services.callbacks.explain(template_id, principal, request)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        hosts = [h for h in explanation["matching_hosts"] if search in h.lower()]
+        explanation["matching_hosts"] = self.paginate(hosts)
+        self.write_json(explanation)
+
+    def _evaluated_request(self) -> CallbackRequest:
+        """The caller's own request, or the one the admin asks to simulate."""
+        address = self.get_query_argument("address", None)
+        header_args = self.get_query_arguments("header")
+        if address is None and not header_args:
+            return CallbackRequest(peer=self.request.remote_ip or "", headers=self._request_headers())
+        peer = self.request.remote_ip or ""
+        if address is not None:
+            normalised = normalise_address(address)
+            if normalised is None:
+                raise bad_request(f"address {address!r} is not an IP address.")
+            peer = normalised
+        return CallbackRequest(peer=peer, headers=tuple(map(_simulated_header, header_args)))
+
+
+def _simulated_header(argument: str) -> tuple[str, str]:
+    name, sep, value = argument.partition(":")
+    if not sep or not HEADER_NAME.match(name.strip()):
+        raise bad_request(f"header {argument!r} must look like 'Name: value'.")
+    return name.strip(), value.strip()
+
+

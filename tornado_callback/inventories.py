@@ -1,0 +1,127 @@
+"""Inventories and hosts, and the host lookup index that matching reads.
+
+Every change to a host goes through ``Inventories.save_host`` so that its index
+keys (computed by the resolvers that will look them up) follow at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tornado_callback.resolution import HostRef, ResolverChain
+from tornado_callback.store import queries
+from tornado_callback.store.database import Database
+from tornado_callback.store.models import Host, Inventory
+
+REINDEX_BATCH = 1000
+
+
+class InventoryError(ValueError):
+    """An inventory or host request that cannot be carried out (the message says why)."""
+
+
+class IndexedHostLookup:
+    """``HostLookup`` over one inventory: each query is one indexed select."""
+
+    def __init__(self, db: Database, inventory_id: int) -> None:
+        self.db = db
+        self.inventory_id = inventory_id
+
+    async def find(self, kind: str, values: Iterable[str]) -> list[HostRef]:
+        wanted = sorted(set(values))
+        if not wanted:
+            return []
+        async with self.db.session() as session:
+            rows = await queries.find_hosts_by_keys(session, self.inventory_id, kind, wanted)
+        return [HostRef(id=row.id, name=row.name, enabled=row.enabled) for row in rows]
+
+
+class Inventories:
+    def __init__(self, db: Database, chain: ResolverChain) -> None:
+        self.db = db
+        self.chain = chain
+
+    def lookup(self, inventory_id: int) -> IndexedHostLookup:
+        return IndexedHostLookup(self.db, inventory_id)
+
+    async def create(self, name: str, description: str = "") -> Inventory:
+        async with self.db.session() as session:
+            if await session.scalar(select(Inventory.id).where(Inventory.name == name)):
+                raise InventoryError(f"inventory {name!r} already exists")
+            inventory = Inventory(name=name, description=description)
+            session.add(inventory)
+            await session.commit()
+            return inventory
+
+    async def get_by_name_or_id(self, ref: str) -> Inventory:
+        async with self.db.session() as session:
+            inventory = await _by_name_or_id(session, ref)
+        if inventory is None:
+            raise InventoryError(f"no inventory {ref!r}")
+        return inventory
+
+    async def save_host(
+        self,
+        inventory_id: int,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        enabled: bool = True,
+        description: str = "",
+    ) -> Host:
+        """Create or update host ``name`` of an inventory, and its index keys, in one transaction."""
+        if not name or name != name.strip():
+            raise InventoryError("a host name must be non-empty, without surrounding spaces")
+        async with self.db.session() as session:
+            host = await session.scalar(
+                select(Host).where(Host.inventory_id == inventory_id, Host.name == name)
+            )
+            if host is None:
+                host = Host(inventory_id=inventory_id, name=name)
+                session.add(host)
+            host.variables = dict(variables or {})
+            host.enabled = enabled
+            host.description = description
+            await session.flush()
+            await self.index_host(session, host)
+            await session.commit()
+            return host
+
+    async def index_host(self, session: AsyncSession, host: Host) -> None:
+        await queries.replace_host_keys(
+            session, host, self.chain.index_keys(host.name, host.variables or {})
+        )
+
+    async def ensure_index(self) -> int:
+        """Rebuild the whole index when the resolvers that fill it changed; returns hosts indexed."""
+        fingerprint = self.chain.index_fingerprint
+        async with self.db.session() as session:
+            if await queries.index_fingerprint(session) == fingerprint:
+                return 0
+            count = 0
+            last_id = 0
+            while True:
+                batch = list(await session.scalars(
+                    select(Host).where(Host.id > last_id).order_by(Host.id).limit(REINDEX_BATCH)
+                ))
+                if not batch:
+                    break
+                for host in batch:
+                    await self.index_host(session, host)
+                count += len(batch)
+                last_id = batch[-1].id
+            await queries.set_index_fingerprint(session, fingerprint)
+            await session.commit()
+            return count
+
+
+async def _by_name_or_id(session: AsyncSession, ref: str) -> Inventory | None:
+    if ref.isdigit():
+        found = await session.get(Inventory, int(ref))
+        if found is not None:
+            return found
+    return await session.scalar(select(Inventory).where(Inventory.name == ref))

@@ -1,0 +1,108 @@
+"""The job-launch service: every job, callback or manual, is created here.
+
+It decides which launch-time variables a template accepts, refuses what a
+host cannot answer, and inserts the job so that the database, not a
+count-then-insert, keeps one active callback job per template and host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tornado_callback.extra_vars import ExtraVarsError, parse_variables, without_ansible_keys
+from tornado_callback.resolution import HostRef
+from tornado_callback.store import queries
+from tornado_callback.store.models import Credential, Job, JobTemplate
+from tornado_callback.survey import SurveyAnswerError, UserInputRequired, survey_answers
+
+MSG_USER_INPUT = "Cannot start automatically, user input required!"
+MSG_ALREADY_PENDING = "Host callback job already pending."
+MSG_NO_MATCH = "No matching host could be found!"
+MSG_MULTIPLE = "Multiple hosts matched the request!"
+MSG_NO_INVENTORY = "Cannot start automatically, an inventory is required."
+
+
+class LaunchRefused(Exception):
+    """A launch that cannot go ahead: a 400 with AWX's ``msg`` (and extra fields)."""
+
+    def __init__(self, msg: str, **extra: Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.extra = extra
+
+
+def job_url(job_id: int) -> str:
+    return f"/api/v2/jobs/{job_id}/"
+
+
+class LaunchService:
+    def accepted_variables(self, template: JobTemplate, raw: Any) -> dict[str, Any]:
+        """The launch-time variables the template takes from ``raw``, as API.md says.
+
+        Variables are applied only with ``ask_variables_on_launch`` (all of
+        them) or an enabled survey (its variables, validated); ``ansible_*``
+        keys never. Otherwise they are ignored, as AWX does.
+        """
+        if not (template.ask_variables_on_launch or template.survey_enabled):
+            return {}
+        try:
+            given = without_ansible_keys(parse_variables(raw))
+        except ExtraVarsError as e:
+            raise LaunchRefused(str(e)) from e
+        if template.ask_variables_on_launch:
+            return given
+        try:
+            return survey_answers(template.survey_spec or {}, given)
+        except UserInputRequired as e:
+            raise LaunchRefused(MSG_USER_INPUT) from e
+        except SurveyAnswerError as e:
+            raise LaunchRefused(str(e)) from e
+
+    async def check_no_prompt_needed(self, session: AsyncSession, template: JobTemplate) -> None:
+        """A host cannot type a password: refuse templates whose credential asks for one."""
+        if template.credential_id is None:
+            return
+        credential = await session.get(Credential, template.credential_id)
+        if credential is not None and credential.ask_at_launch:
+            raise LaunchRefused(MSG_USER_INPUT)
+
+    async def create_callback_job(
+        self,
+        session: AsyncSession,
+        template: JobTemplate,
+        host: HostRef,
+        raw_extra_vars: Any,
+        resolved_by: str,
+    ) -> Job:
+        """Insert the pending job (flushed, not committed: the caller commits it with its audit record)."""
+        launch_vars = self.accepted_variables(template, raw_extra_vars)
+        await self.check_no_prompt_needed(session, template)
+        job = Job(
+            job_template_id=template.id,
+            inventory_id=template.inventory_id,
+            host_id=host.id,
+            name=template.name,
+            status="pending",
+            launch_type="callback",
+            limit=host.name,
+            extra_vars=merged_variables(template.extra_vars, launch_vars),
+            resolved_by=resolved_by,
+        )
+        session.add(job)
+        try:
+            await session.flush()
+        except IntegrityError as e:
+            await session.rollback()
+            existing = await queries.active_callback_job_id(session, template.id, host.id)
+            if existing is None:  # not the active-job rule: the host went away meanwhile
+                raise LaunchRefused(MSG_NO_MATCH) from e
+            raise LaunchRefused(MSG_ALREADY_PENDING, job=existing) from e
+        return job
+
+
+def merged_variables(template_vars: Mapping[str, Any] | None, launch_vars: Mapping[str, Any]) -> dict[str, Any]:
+    return {**(template_vars or {}), **launch_vars}

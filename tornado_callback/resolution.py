@@ -1,0 +1,294 @@
+"""The resolver chain: which inventory host is calling?
+
+Data flows one way: a ``CallbackRequest`` goes through the resolvers, ranked
+by priority, and comes out as a ``Resolution`` (the host, or why none, plus a
+trace of every resolver that ran). This module and ``hookspecs`` are the whole
+API a resolver plugin sees, built-in or third-party.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Outcome = Literal["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]
+IndexKey = tuple[str, str]
+
+
+def normalise_address(value: str) -> str | None:
+    """The canonical text of an IP address, or None if ``value`` is not one.
+
+    Brackets and IPv6 zone ids are dropped, IPv4-mapped IPv6 becomes IPv4, so
+    that ``::ffff:10.0.0.5``, ``[::FFFF:10.0.0.5]`` and ``10.0.0.5`` agree.
+    """
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    text = text.split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def normalise_name(value: str) -> str:
+    """Host names compare case-insensitively and without the root's trailing dot."""
+    return value.strip().rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class HostRef:
+    """An inventory host as resolvers see it: never the ORM row."""
+
+    id: int
+    name: str
+    enabled: bool = True
+
+
+class HostLookup(Protocol):
+    """The narrow, indexed view of one inventory that resolvers may query."""
+
+    async def find(self, kind: str, values: Iterable[str]) -> list[HostRef]:
+        """Hosts with an index key of ``kind`` equal to any of ``values`` (exact match)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """What a resolver may know about the caller. The host_config_key is never in it."""
+
+    peer: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), one per header line, in order."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+
+@dataclass(frozen=True)
+class ResolutionState:
+    """What earlier resolvers established. ``client_addresses`` starts as the peer."""
+
+    client_addresses: tuple[str, ...]
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolverResult:
+    """A resolver's answer.
+
+    ``hosts``: the hosts it matched (none, one, or several: ambiguous).
+    ``evidence``: human-readable lines for the trace; never secrets.
+    ``client_addresses`` / ``names``: when not None, replace what later
+    resolvers see (e.g. the client behind a trusted proxy).
+    ``decisive``: stop the chain here even without a match; for signed
+    evidence that failed verification, which address evidence must not overrule.
+    """
+
+    hosts: Sequence[HostRef] = ()
+    evidence: Sequence[str] = ()
+    client_addresses: Sequence[str] | None = None
+    names: Sequence[str] | None = None
+    decisive: bool = False
+
+
+class HostResolver(ABC):
+    """Base of every resolver. Subclasses set ``name`` and ``priority`` and implement ``resolve``."""
+
+    #: Unique name; the key of its ``[resolvers.NAME]`` table in plugins.toml.
+    name: str
+    #: Default rank; higher runs first. plugins.toml may override it.
+    priority: int
+
+    @abstractmethod
+    async def resolve(
+        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
+    ) -> ResolverResult | None:
+        """Identify the caller, or return None when there is nothing to look at (``skipped``)."""
+
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
+        """Index keys ``(kind, value)`` under which ``resolve`` will later look this host up.
+
+        Called whenever a host is created or changed; keep it cheap and pure.
+        """
+        return ()
+
+
+@dataclass(frozen=True)
+class RankedResolver:
+    resolver: HostResolver
+    priority: int
+    timeout: float
+    options: Mapping[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.resolver.name
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    resolver: str
+    priority: int
+    outcome: Outcome
+    evidence: tuple[str, ...]
+    hosts: tuple[str, ...]
+    elapsed_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "resolver": self.resolver,
+            "priority": self.priority,
+            "outcome": self.outcome,
+            "evidence": list(self.evidence),
+            "hosts": list(self.hosts),
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Resolution:
+    outcome: Literal["matched", "ambiguous", "no_match"]
+    host: HostRef | None
+    candidates: tuple[HostRef, ...]
+    resolved_by: str
+    client_addresses: tuple[str, ...]
+    names: tuple[str, ...]
+    trace: tuple[TraceEntry, ...]
+
+    @property
+    def matching_hosts(self) -> list[str]:
+        return [h.name for h in self.candidates]
+
+    def trace_dicts(self) -> list[dict[str, Any]]:
+        return [entry.as_dict() for entry in self.trace]
+
+
+class ResolverChain:
+    """Runs resolvers by priority; the first unique match decides."""
+
+    def __init__(self, ranked: Iterable[RankedResolver]) -> None:
+        self.resolvers: tuple[RankedResolver, ...] = tuple(
+            sorted(ranked, key=lambda r: (-r.priority, r.name))
+        )
+
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> set[IndexKey]:
+        keys: set[IndexKey] = set()
+        for ranked in self.resolvers:
+            keys.update(ranked.resolver.index_keys(host_name, variables))
+        return keys
+
+    @property
+    def index_fingerprint(self) -> str:
+        """Changes whenever the index keys could: a resolver added, removed or reconfigured."""
+        indexing = [
+            (r.name, type(r.resolver).__qualname__, dict(r.options))
+            for r in self.resolvers
+            if type(r.resolver).index_keys is not HostResolver.index_keys
+        ]
+        blob = json.dumps(sorted(indexing, key=lambda item: item[0]), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    async def resolve(self, request: CallbackRequest, hosts: HostLookup) -> Resolution:
+        state = ResolutionState(client_addresses=(request.peer,))
+        trace: list[TraceEntry] = []
+        candidates: tuple[HostRef, ...] = ()
+        for ranked in self.resolvers:
+            started = time.perf_counter()
+            result, outcome, evidence = await self._run_one(ranked, request, state, hosts)
+            found: tuple[HostRef, ...] = ()
+            if result is not None:
+                found, skipped_lines = _enabled_only(result.hosts)
+                evidence += skipped_lines
+                state = ResolutionState(
+                    client_addresses=_tuple_or(result.client_addresses, state.client_addresses),
+                    names=_tuple_or(result.names, state.names),
+                )
+                if len(found) > 1 and candidates:
+                    narrowed = tuple(h for h in found if h in candidates)
+                    if len(narrowed) == 1:
+                        evidence.append("narrowed the earlier candidates to one host")
+                        found = narrowed
+                outcome = {0: "no_match", 1: "matched"}.get(len(found), "ambiguous")
+            trace.append(
+                TraceEntry(
+                    resolver=ranked.name,
+                    priority=ranked.priority,
+                    outcome=outcome,
+                    evidence=tuple(evidence),
+                    hosts=tuple(h.name for h in found),
+                    elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
+            )
+            if outcome == "matched":
+                return self._finish("matched", found, ranked.name, state, trace)
+            if outcome == "ambiguous" and not candidates:
+                candidates = found
+            if result is not None and result.decisive:
+                break
+        final = "ambiguous" if candidates else "no_match"
+        return self._finish(final, candidates, "", state, trace)
+
+    @staticmethod
+    async def _run_one(
+        ranked: RankedResolver,
+        request: CallbackRequest,
+        state: ResolutionState,
+        hosts: HostLookup,
+    ) -> tuple[ResolverResult | None, Outcome, list[str]]:
+        """One resolver under its timeout; failures become trace outcomes, never exceptions."""
+        try:
+            result = await asyncio.wait_for(
+                ranked.resolver.resolve(request, state, hosts), ranked.timeout
+            )
+        except TimeoutError:
+            return None, "timeout", [f"no answer within {ranked.timeout:g}s"]
+        except Exception as e:  # a plugin's bug must not become a 500
+            return None, "error", [f"{type(e).__name__}: {e}"]
+        if result is None:
+            return None, "skipped", []
+        if not isinstance(result, ResolverResult):
+            return None, "error", [f"returned {type(result).__name__}, not a ResolverResult"]
+        return result, "no_match", [str(line) for line in result.evidence]
+
+    @staticmethod
+    def _finish(
+        outcome: Literal["matched", "ambiguous", "no_match"],
+        hosts: tuple[HostRef, ...],
+        resolved_by: str,
+        state: ResolutionState,
+        trace: list[TraceEntry],
+    ) -> Resolution:
+        return Resolution(
+            outcome=outcome,
+            host=hosts[0] if outcome == "matched" else None,
+            candidates=hosts,
+            resolved_by=resolved_by,
+            client_addresses=state.client_addresses,
+            names=state.names,
+            trace=tuple(trace),
+        )
+
+
+def _enabled_only(hosts: Sequence[HostRef]) -> tuple[tuple[HostRef, ...], list[str]]:
+    unique = tuple(dict.fromkeys(hosts))
+    enabled = tuple(h for h in unique if h.enabled)
+    skipped = [f"host {h.name} is disabled: skipped" for h in unique if not h.enabled]
+    return enabled, skipped
+
+
+def _tuple_or(value: Sequence[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    return default if value is None else tuple(value)

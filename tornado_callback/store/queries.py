@@ -1,0 +1,111 @@
+"""Queries shared by the services. Each takes a session; none commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Row, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tornado_callback.store.models import (
+    ACTIVE_JOB_STATUSES,
+    CallbackAttempt,
+    Host,
+    HostKey,
+    IndexState,
+    Job,
+    RoleAssignment,
+    Token,
+    User,
+)
+
+
+async def find_hosts_by_keys(
+    session: AsyncSession, inventory_id: int, kind: str, values: Sequence[str]
+) -> Sequence[Row[tuple[int, str, bool]]]:
+    """Hosts of one inventory with an index key (kind, value in values): one indexed query."""
+    stmt = (
+        select(Host.id, Host.name, Host.enabled)
+        .join(HostKey, HostKey.host_id == Host.id)
+        .where(
+            HostKey.inventory_id == inventory_id,
+            HostKey.kind == kind,
+            HostKey.value.in_(list(values)),
+        )
+        .distinct()
+        .order_by(Host.name)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def replace_host_keys(
+    session: AsyncSession, host: Host, keys: Iterable[tuple[str, str]]
+) -> None:
+    await session.execute(delete(HostKey).where(HostKey.host_id == host.id))
+    rows = [
+        {"inventory_id": host.inventory_id, "host_id": host.id, "kind": kind, "value": value}
+        for kind, value in sorted(set(keys))
+    ]
+    if rows:
+        await session.execute(insert(HostKey), rows)
+
+
+async def index_fingerprint(session: AsyncSession) -> str | None:
+    return await session.scalar(select(IndexState.fingerprint).where(IndexState.id == 1))
+
+
+async def set_index_fingerprint(session: AsyncSession, fingerprint: str) -> None:
+    state = await session.get(IndexState, 1)
+    if state is None:
+        session.add(IndexState(id=1, fingerprint=fingerprint))
+    else:
+        state.fingerprint = fingerprint
+
+
+async def active_callback_job_id(
+    session: AsyncSession, template_id: int, host_id: int
+) -> int | None:
+    return await session.scalar(
+        select(Job.id).where(
+            Job.job_template_id == template_id,
+            Job.host_id == host_id,
+            Job.status.in_(ACTIVE_JOB_STATUSES),
+        )
+    )
+
+
+async def user_by_name(session: AsyncSession, username: str) -> User | None:
+    return await session.scalar(select(User).where(User.username == username))
+
+
+async def token_by_hash(session: AsyncSession, token_hash: str) -> Token | None:
+    return await session.scalar(select(Token).where(Token.token_hash == token_hash))
+
+
+async def user_roles(
+    session: AsyncSession, user_id: int, resource_type: str, resource_id: int
+) -> set[str]:
+    rows = await session.scalars(
+        select(RoleAssignment.role).where(
+            RoleAssignment.user_id == user_id,
+            RoleAssignment.resource_type == resource_type,
+            RoleAssignment.resource_id == resource_id,
+        )
+    )
+    return set(rows)
+
+
+async def page_of(
+    session: AsyncSession, stmt: select, page: int, page_size: int
+) -> tuple[int, list]:
+    """(total count, rows of one page) for a select of ORM entities."""
+    count = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = await session.scalars(stmt.limit(page_size).offset((page - 1) * page_size))
+    return count or 0, list(rows)
+
+
+def attempts_query(template_id: int | None) -> select:
+    stmt = select(CallbackAttempt).order_by(CallbackAttempt.id.desc())
+    if template_id is not None:
+        stmt = stmt.where(CallbackAttempt.job_template_id == template_id)
+    return stmt
