@@ -90,8 +90,8 @@ async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> 
 
 
 async def cmd_host_add(services: Services, args: argparse.Namespace) -> int:
-    inventory = await services.inventories.get_by_name_or_id(args.inventory)
     variables = dict(parse_var(v) for v in args.var)
+    inventory = await services.inventories.get_by_name_or_id(args.inventory)
     host = await services.inventories.save_host(inventory.id, args.name, variables)
     print(f"saved host {host.name} (id {host.id}) in inventory {inventory.name}")
     return 0
@@ -248,6 +248,7 @@ async def run_command(func: Command, settings: Settings, args: argparse.Namespac
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     flags = {k: getattr(args, k, None) for k in (
         "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile")}
     try:

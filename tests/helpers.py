@@ -1,0 +1,77 @@
+"""Helpers for tests that drive the real command line and server processes."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: this checkout first on the path, no inherited settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_CALLBACK_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tornado_callback", *args],
+        cwd=cwd, env=cli_env(**env), input=input, capture_output=True, text=True, timeout=120,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``tornado-callback serve`` in a subprocess; collects what it prints."""
+
+    def __init__(self, *args: str, cwd: Path, **env: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tornado_callback", "serve", "--port", str(self.port), *args],
+            cwd=cwd, env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self.output = ""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        """Read output until ``text`` appears; fail with what was printed if the process ends first."""
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while text not in self.output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None:
+                raise AssertionError(f"server did not print {text!r}; output:\n{self.output}")
+            # os.read, not readline: a buffered reader would hide lines from select().
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
+            if ready:
+                self.output += os.read(self.proc.stdout.fileno(), 65536).decode(errors="replace")
+        return self.output
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        assert self.proc.stdout is not None
+        self.output += self.proc.stdout.read().decode(errors="replace")
+        self.proc.stdout.close()
+        return code
