@@ -154,7 +154,8 @@ def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any,
 
 
 @pytest.fixture
-def base_url(http_port: int) -> str:
+def base_url(http_server: Any, http_port: int) -> str:
+    """The running test server's URL (asking for it starts the server)."""
     return f"http://127.0.0.1:{http_port}"
 
 
@@ -203,7 +204,9 @@ def basic_auth(username: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fetch(http_client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> Callable[..., Awaitable[tornado.httpclient.HTTPResponse]]:
+def fetch(
+    http_client: tornado.httpclient.AsyncHTTPClient, base_url: str
+) -> Callable[..., Awaitable[tornado.httpclient.HTTPResponse]]:
     """Fetch a path from the test server without raising on 4xx/5xx."""
 
     def call(path: str, **kwargs: Any) -> Awaitable[tornado.httpclient.HTTPResponse]:

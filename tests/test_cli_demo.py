@@ -12,7 +12,6 @@ import pytest
 from tests.helpers import ServerProcess
 
 
-
 def printed_command(output: str, prefix: str) -> str:
     return next(line.strip() for line in output.splitlines() if line.strip().startswith(prefix))
 

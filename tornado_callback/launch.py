@@ -104,5 +104,7 @@ class LaunchService:
         return job
 
 
-def merged_variables(template_vars: Mapping[str, Any] | None, launch_vars: Mapping[str, Any]) -> dict[str, Any]:
+def merged_variables(
+    template_vars: Mapping[str, Any] | None, launch_vars: Mapping[str, Any]
+) -> dict[str, Any]:
     return {**(template_vars or {}), **launch_vars}

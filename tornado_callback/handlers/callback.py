@@ -6,7 +6,6 @@ import re
 
 import tornado.web
 
-from tornado_callback.callbacks import CallbackBody
 from tornado_callback.errors import ServiceError
 from tornado_callback.handlers.base import APIError, APIHandler, bad_request
 from tornado_callback.handlers.bodies import parse_callback_body, too_large
