@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable
@@ -12,7 +14,6 @@ from socket import socket
 import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from tornado.process import fork_processes, task_id
 
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.handlers.base import NotFoundHandler
@@ -67,9 +68,40 @@ def serve(settings: Settings, *, on_ready: Callable[[Services], object] | None =
         sockets = bind_sockets(settings.port, settings.host)
     except OSError as e:
         raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}") from e
-    if settings.processes != 1:
-        fork_processes(settings.processes)
-    asyncio.run(_serve(settings, sockets, on_ready if task_id() in (None, 0) else None))
+    processes = settings.processes if settings.processes > 0 else (os.cpu_count() or 1)
+    index = fork_children(processes) if processes > 1 else 0
+    asyncio.run(_serve(settings, sockets, on_ready if index == 0 else None))
+
+
+def fork_children(count: int) -> int:
+    """Fork ``count`` server processes sharing the listening sockets; returns the child's index.
+
+    The parent never returns: it forwards SIGTERM/SIGINT to the children (which
+    Tornado's ``fork_processes`` does not, leaving orphans behind) and exits
+    when they have all stopped, non-zero if any of them failed.
+    """
+    children: set[int] = set()
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:
+            return index
+        children.add(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            failed = True
+            forward(signal.SIGTERM, None)  # one process failing stops the rest: supervisors restart us
+    os._exit(1 if failed else 0)
 
 
 async def _serve(
