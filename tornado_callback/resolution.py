@@ -125,6 +125,9 @@ class HostResolver(ABC):
         """
         return ()
 
+    async def aclose(self) -> None:
+        """Release what ``resolve`` opened (sockets, DNS channels); called when the server stops."""
+
 
 @dataclass(frozen=True)
 class RankedResolver:
@@ -201,6 +204,10 @@ class ResolverChain:
         ]
         blob = json.dumps(sorted(indexing, key=lambda item: item[0]), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    async def aclose(self) -> None:
+        for ranked in self.resolvers:
+            await ranked.resolver.aclose()
 
     async def resolve(self, request: CallbackRequest, hosts: HostLookup) -> Resolution:
         state = ResolutionState(client_addresses=(request.peer,))

@@ -73,4 +73,5 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.chain.aclose()
         await self.db.close()
