@@ -42,7 +42,8 @@ def running(argv: Sequence[str], ready: Callable[[], bool], log: Path) -> Iterat
             time.sleep(0.02)
         yield process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:
@@ -106,9 +107,12 @@ def _answers_dns(port: int) -> bool:
 
 
 @contextmanager
-def dnsmasq(tmp_path: Path, records: Sequence[str]) -> Iterator[int]:
+def dnsmasq(
+    tmp_path: Path, records: Sequence[str]
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """dnsmasq on a free UDP port serving only ``records`` (dnsmasq options such as
-    ``--host-record=NAME,ADDR`` or ``--ptr-record=PTR,NAME``); other names are NXDOMAIN."""
+    ``--host-record=NAME,ADDR`` or ``--ptr-record=PTR,NAME``); other names are NXDOMAIN.
+    Yields the port and the process (a test may stop it early)."""
     program = require("dnsmasq")
     port = free_port(socket.SOCK_DGRAM)
     root = tmp_path / "dnsmasq"
@@ -121,13 +125,14 @@ def dnsmasq(tmp_path: Path, records: Sequence[str]) -> Iterator[int]:
         "--local=/#/",
         *records,
     ]
-    with running(argv, lambda: _answers_dns(port), root / "out.log"):
-        yield port
+    with running(argv, lambda: _answers_dns(port), root / "out.log") as process:
+        yield port, process
 
 
 @contextmanager
-def silent_udp_server() -> Iterator[int]:
-    """A UDP port that receives queries and never answers: a DNS server that hangs."""
+def silent_udp_server() -> Iterator[tuple[int, socket.socket]]:
+    """A UDP port that receives queries and never answers: a DNS server that hangs.
+    Yields the port and the socket, whose queued datagrams are the queries sent."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        yield s.getsockname()[1]
+        yield s.getsockname()[1], s
