@@ -14,11 +14,13 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiodns
 import aiodns.error
 import pycares
 
+from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import normalise_address, normalise_name
 
 # c-ares statuses that are answers ("there is no such record"), not failures.
@@ -36,6 +38,51 @@ class DNSSettings:
     tries: int = 2
     cache_ttl: float = 300.0
     negative_ttl: float = 60.0
+
+
+def dns_settings(settings: Settings, resolver: str, *, rounds: int, cache: bool) -> DNSSettings:
+    """``nameservers``, ``tries`` and, when ``cache``, ``cache_ttl`` / ``negative_cache_ttl``
+    of ``[resolvers.NAME]``. Each try gets a share of the resolver's timeout such that
+    ``rounds`` lookups one after the other still fit in it."""
+    options = settings.plugins.options(resolver)
+    nameservers = options.get("nameservers", [])
+    if not isinstance(nameservers, list) or not all(_is_nameserver(n) for n in nameservers):
+        raise ConfigError(
+            f"resolvers.{resolver}.nameservers must be a list of addresses "
+            '("192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53")'
+        )
+    tries = options.get("tries", 2)
+    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 10:
+        raise ConfigError(f"resolvers.{resolver}.tries must be an integer from 1 to 10")
+    ttls = {"cache_ttl": 0.0, "negative_cache_ttl": 0.0}
+    if cache:
+        for key, default in (("cache_ttl", 300.0), ("negative_cache_ttl", 60.0)):
+            value = options.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"resolvers.{resolver}.{key} must be a number of seconds >= 0")
+            ttls[key] = float(value)
+    timeout = settings.plugins.for_resolver(resolver).timeout or settings.resolver_timeout
+    return DNSSettings(
+        nameservers=tuple(nameservers),
+        timeout=timeout / tries / rounds,
+        tries=tries,
+        cache_ttl=ttls["cache_ttl"],
+        negative_ttl=ttls["negative_cache_ttl"],
+    )
+
+
+def _is_nameserver(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    host, port = value, ""
+    if value.startswith("["):
+        host, _, port = value[1:].partition("]")
+        port = port.removeprefix(":")
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if normalise_address(host) is None:
+        return False
+    return not port or (port.isdigit() and 0 < int(port) < 65536)
 
 
 class DNSLookup:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resolvers.dns_lookup import DNSFailure, DNSLookup, DNSSettings
+from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import (
@@ -88,49 +88,6 @@ class ReverseDNSResolver(HostResolver):
         await self.dns.close()
 
 
-def _dns_settings(settings: Settings) -> DNSSettings:
-    options = settings.plugins.options(NAME)
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
-    nameservers = options.get("nameservers", [])
-    if not isinstance(nameservers, list) or not all(_is_nameserver(n) for n in nameservers):
-        raise ConfigError(
-            f"resolvers.{NAME}.nameservers must be a list of addresses "
-            '("192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]:53")'
-        )
-    tries = options.get("tries", 2)
-    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 10:
-        raise ConfigError(f"resolvers.{NAME}.tries must be an integer from 1 to 10")
-    ttls = {}
-    for key, default in (("cache_ttl", 300.0), ("negative_cache_ttl", 60.0)):
-        value = options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"resolvers.{NAME}.{key} must be a number of seconds >= 0")
-        ttls[key] = float(value)
-    timeout = settings.plugins.for_resolver(NAME).timeout or settings.resolver_timeout
-    return DNSSettings(
-        nameservers=tuple(nameservers),
-        # Forward confirmation may need a second round of queries within the timeout.
-        timeout=timeout / tries / 2,
-        tries=tries,
-        cache_ttl=ttls["cache_ttl"],
-        negative_ttl=ttls["negative_cache_ttl"],
-    )
-
-
-def _is_nameserver(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    host, port = value, ""
-    if value.startswith("["):
-        host, _, port = value[1:].partition("]")
-        port = port.removeprefix(":")
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    return normalise_address(host) is not None and (not port or (port.isdigit() and 0 < int(port) < 65536))
-
-
 def _forward_confirm(settings: Settings) -> bool:
     value = settings.plugins.options(NAME).get("forward_confirm", True)
     if not isinstance(value, bool):
@@ -140,4 +97,9 @@ def _forward_confirm(settings: Settings) -> bool:
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    return [ReverseDNSResolver(DNSLookup(_dns_settings(settings)), _forward_confirm(settings))]
+    unknown = set(settings.plugins.options(NAME)) - OPTIONS
+    if unknown:
+        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    # Two rounds: the PTR lookup, then forward confirmation.
+    dns = DNSLookup(dns_settings(settings, NAME, rounds=2, cache=True))
+    return [ReverseDNSResolver(dns, _forward_confirm(settings))]

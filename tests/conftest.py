@@ -113,9 +113,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-# Tests never reach the machine's DNS servers: reverse_dns is off unless a
-# test turns it on with its own (dnsmasq) server.
-OFFLINE_RESOLVERS = {"reverse_dns": {"enabled": False}}
+# Tests never reach the machine's DNS servers: the DNS resolvers are off unless
+# a test turns them on with its own (dnsmasq) server.
+OFFLINE_RESOLVERS = {"reverse_dns": {"enabled": False}, "forward_dns": {"enabled": False}}
 
 
 def plugins_config_for(**tables: dict[str, Any]) -> PluginsConfig:

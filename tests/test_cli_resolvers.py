@@ -39,6 +39,7 @@ def test_plugins_list_shows_run_order_from_plugins_toml(workdir):
         ["cloud_metadata", "400", "yes", "resolvers.cloud_metadata"],
         ["ip_match", "350", "yes", "resolvers.ip_match"],
         ["x_forwarded_for", "300", "yes", "resolvers.x_forwarded_for"],
+        ["forward_dns", "150", "yes", "resolvers.forward_dns"],
         ["reverse_dns", "100", "no", "resolvers.reverse_dns"],
     ]
     assert not (workdir / "tornado-callback.db").exists()  # no database needed

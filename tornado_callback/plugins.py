@@ -16,6 +16,7 @@ BUILTIN_PLUGINS = (
     "resolvers.cloud_metadata",
     "resolvers.x_forwarded_for",
     "resolvers.ip_match",
+    "resolvers.forward_dns",
     "resolvers.reverse_dns",
 )
 

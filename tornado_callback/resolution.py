@@ -111,6 +111,10 @@ class HostResolver(ABC):
     name: str
     #: Default rank; higher runs first. plugins.toml may override it.
     priority: int
+    #: Index kinds that ``refreshed_index_keys`` fills; empty: it fills none.
+    refreshed_kinds: frozenset[str] = frozenset()
+    #: Seconds between background refreshes of those keys for every host.
+    refresh_interval: float = 600.0
 
     @abstractmethod
     async def resolve(
@@ -122,6 +126,18 @@ class HostResolver(ABC):
         """Index keys ``(kind, value)`` under which ``resolve`` will later look this host up.
 
         Called whenever a host is created or changed; keep it cheap and pure.
+        """
+        return ()
+
+    async def refreshed_index_keys(
+        self, host_name: str, variables: Mapping[str, Any]
+    ) -> Iterable[IndexKey]:
+        """Index keys of ``refreshed_kinds`` that take I/O to compute (e.g. DNS answers).
+
+        Never called on the request path: a background task calls it soon after
+        a host is saved and every ``refresh_interval`` seconds, and replaces the
+        host's keys of those kinds with the result. Raise to keep the current ones
+        (e.g. the DNS server did not answer).
         """
         return ()
 
