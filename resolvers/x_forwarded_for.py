@@ -48,6 +48,11 @@ class MalformedHeader(ValueError):
     """A forwarding header that cannot be read; the client is then unknown."""
 
 
+def _shown(text: str, limit: int = 64) -> str:
+    """Client-chosen text as the trace may quote it: short, whatever the header's size."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def parse_node(text: str) -> str:
     """An address from a hop: ``1.2.3.4``, ``1.2.3.4:80``, ``::1``, ``[::1]``, ``[::1]:80``.
 
@@ -62,17 +67,17 @@ def parse_node(text: str) -> str:
     if node.startswith("["):
         host, sep, port = node[1:].partition("]")
         if not sep or (port and not port.startswith(":")):
-            raise MalformedHeader(f"bad node {text!r}")
+            raise MalformedHeader(f"bad node {_shown(text)}")
         port = port[1:]
         if port == "" and node.endswith(":"):
-            raise MalformedHeader(f"bad node {text!r}")
+            raise MalformedHeader(f"bad node {_shown(text)}")
     elif node.count(":") == 1:
         host, port = node.split(":")
     if port and not _PORT.match(port):
-        raise MalformedHeader(f"bad port in {text!r}")
+        raise MalformedHeader(f"bad port in {_shown(text)}")
     address = normalise_address(host) if "%" not in host else None
     if address is None:
-        raise MalformedHeader(f"{text!r} is not an address")
+        raise MalformedHeader(f"{_shown(text)} is not an address")
     return address
 
 
@@ -84,15 +89,15 @@ def forwarded_for_nodes(values: Sequence[str]) -> list[str]:
         for part in _split_pairs(element):
             match = _PAIR.fullmatch(part)
             if match is None:
-                raise MalformedHeader(f"bad forwarded-pair {part.strip()!r}")
+                raise MalformedHeader(f"bad forwarded-pair {_shown(part.strip())}")
             name, value = match.group(1).lower(), match.group(2)
             if value.startswith('"'):
                 value = re.sub(r"\\(.)", r"\1", value[1:-1])
             if name in pairs:
-                raise MalformedHeader(f"parameter {name!r} repeated in one element")
+                raise MalformedHeader(f"parameter {_shown(name)} repeated in one element")
             pairs[name] = value
         if "for" not in pairs:
-            raise MalformedHeader(f"element {element.strip()!r} has no for=")
+            raise MalformedHeader(f"element {_shown(element.strip())} has no for=")
         nodes.append(parse_node(pairs["for"]))
     return nodes
 
@@ -163,7 +168,7 @@ class ForwardedForResolver(HostResolver):
         client = self._client(nodes)
         if normalise_address(client) is None:
             return ResolverResult(
-                evidence=[*evidence, f"client is {client!r}, not an address: client unknown"],
+                evidence=[*evidence, f"client is {_shown(client)}, not an address: client unknown"],
                 client_addresses=(),
             )
         return ResolverResult(evidence=[*evidence, f"client {client}"], client_addresses=(client,))

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import basic_auth, plugins_config_for
+from conftest import basic_auth, plugins_config_for
 from tests.realservers import dnsmasq
 
 pytestmark = pytest.mark.gen_test(timeout=20)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import plugins_config_for
+from conftest import plugins_config_for
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugins import BUILTIN_PLUGINS, build_chain, make_plugin_manager

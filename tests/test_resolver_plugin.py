@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import plugins_config_for
+from conftest import plugins_config_for
 from tornado_callback.config import Settings
 from tornado_callback.plugins import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services

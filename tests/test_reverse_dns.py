@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import basic_auth, plugins_config_for
+from conftest import basic_auth, plugins_config_for
 from tests.realservers import dnsmasq, free_port, silent_udp_server
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugins import build_chain, make_plugin_manager

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from resolvers.x_forwarded_for import MalformedHeader, forwarded_for_nodes, list_nodes
-from tests.conftest import basic_auth, plugins_config_for
+from conftest import basic_auth, plugins_config_for
 from tests.realservers import nginx_proxy
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugins import build_chain, make_plugin_manager
@@ -182,3 +182,12 @@ def test_bad_options_refuse_to_start(options, message):
     settings = Settings(plugins=plugins_config_for(x_forwarded_for=options))
     with pytest.raises(ConfigError, match=message):
         build_chain(make_plugin_manager(load_entrypoints=False), settings)
+
+
+@pytest.mark.gen_test
+async def test_the_trace_quotes_a_huge_header_briefly(fetch, seed, services):
+    world = await seed(HOSTS)
+    body = await explain(fetch, services, world, "127.0.0.1", "X-Forwarded-For: " + "x" * 5000)
+    evidence = trace_of(body, "x_forwarded_for")["evidence"][-1]
+    assert evidence.startswith("malformed X-Forwarded-For header ('xxx")
+    assert len(evidence) < 150
