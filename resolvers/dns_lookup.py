@@ -23,6 +23,9 @@ import pycares
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import normalise_address, normalise_name
 
+# Callers choose the addresses looked up (an IPv6 /64 holds plenty): bound the memory.
+MAX_CACHE_ENTRIES = 10_000
+
 # c-ares statuses that are answers ("there is no such record"), not failures.
 NEGATIVE_STATUSES = frozenset({aiodns.error.ARES_ENOTFOUND, aiodns.error.ARES_ENODATA})
 
@@ -147,8 +150,18 @@ class DNSLookup:
         answer = await fetch()
         ttl = self.settings.cache_ttl if answer else self.settings.negative_ttl
         if ttl > 0:
-            self._cache[cache_key] = (time.monotonic() + ttl, answer)
+            self._remember(cache_key, time.monotonic() + ttl, answer)
         return answer
+
+    def _remember(self, cache_key: tuple[str, str], expires: float, answer: tuple[str, ...]) -> None:
+        if len(self._cache) >= MAX_CACHE_ENTRIES:
+            now = time.monotonic()
+            for key in [k for k, (until, _) in self._cache.items() if until <= now]:
+                del self._cache[key]
+        while len(self._cache) >= MAX_CACHE_ENTRIES:
+            del self._cache[next(iter(self._cache))]  # the oldest entry
+        self._cache.pop(cache_key, None)
+        self._cache[cache_key] = (expires, answer)
 
     async def _query(self, name: str, qtype: str) -> tuple[str, ...]:
         try:

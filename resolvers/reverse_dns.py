@@ -33,6 +33,9 @@ from tornado_callback.resolution import (
 NAME = "reverse_dns"
 NAME_KIND = "name"
 NAME_VARIABLES = ("ansible_host", "ansible_ssh_host")
+# Whoever controls a reverse zone chooses how many PTR names an address has;
+# each costs a forward lookup.
+MAX_NAMES = 5
 OPTIONS = frozenset({"nameservers", "tries", "forward_confirm", "cache_ttl", "negative_cache_ttl"})
 
 
@@ -72,6 +75,9 @@ class ReverseDNSResolver(HostResolver):
         if not names:
             evidence.append(f"no PTR name for {address}")
             return []
+        if len(names) > MAX_NAMES:
+            evidence.append(f"{address} has {len(names)} PTR names: only the first {MAX_NAMES} are used")
+            names = names[:MAX_NAMES]
         if not self.forward_confirm:
             evidence.append(f"{address} has PTR name(s) {', '.join(names)} (not forward-confirmed)")
             return list(names)

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import basic_auth, plugins_config_for
 from tests.realservers import dnsmasq, free_port, silent_udp_server
+from resolvers import dns_lookup
+from resolvers.dns_lookup import DNSLookup, DNSSettings
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugins import build_chain, make_plugin_manager
 
@@ -26,6 +28,8 @@ RECORDS = [
     "--host-record=web5.example.test,127.0.0.5",  # A and PTR
     "--ptr-record=6.0.0.127.in-addr.arpa,liar.example.test",  # PTR only: not confirmed
     "--host-record=Mixed.Example.Test,127.0.0.8",
+    # An address whose reverse zone lists many names.
+    *(f"--ptr-record=10.0.0.127.in-addr.arpa,n{i}.example.test" for i in range(7)),
 ]
 HOSTS = {
     "web5.example.test": {},
@@ -130,6 +134,27 @@ async def test_answers_are_cached(fetch, seed, services, nameserver):
     unknown = await explain(fetch, world, "127.0.0.9")
     reverse = next(e for e in unknown["resolution"] if e["resolver"] == "reverse_dns")
     assert reverse["evidence"] == ["no PTR name for 127.0.0.9"]
+
+
+async def test_many_ptr_names_are_capped(fetch, seed, services):
+    world = await seed(HOSTS)
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    body = await explain(fetch, world, "127.0.0.10")
+    reverse = next(e for e in body["resolution"] if e["resolver"] == "reverse_dns")
+    assert reverse["evidence"][0] == "127.0.0.10 has 7 PTR names: only the first 5 are used"
+    assert len(reverse["evidence"]) == 1 + 5  # five forward lookups, none confirmed
+
+
+async def test_the_cache_is_bounded(nameserver, monkeypatch):
+    monkeypatch.setattr(dns_lookup, "MAX_CACHE_ENTRIES", 3)
+    lookup = DNSLookup(DNSSettings(nameservers=(nameserver[1],)))
+    try:
+        for last in range(5, 11):
+            await lookup.names_of(f"127.0.0.{last}")
+        assert len(lookup._cache) == 3
+        assert await lookup.names_of("127.0.0.5") == ("web5.example.test",)
+    finally:
+        await lookup.close()
 
 
 @pytest.mark.parametrize("nameserver", ["down", "silent"], indirect=True)
