@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tornado_callback.app import make_app, make_server
-from tornado_callback.config import PluginsConfig, Settings, normalise_database_url
+from tornado_callback.config import PluginsConfig, Settings, normalise_database_url, parse_plugins_config
 from tornado_callback.plugins import make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.database import Database
@@ -113,10 +113,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# Tests never reach the machine's DNS servers: the DNS resolvers are off unless
+# a test turns them on with its own (dnsmasq) server.
+OFFLINE_RESOLVERS = {"reverse_dns": {"enabled": False}, "forward_dns": {"enabled": False}}
+
+
+def plugins_config_for(**tables: dict[str, Any]) -> PluginsConfig:
+    """plugins.toml as ``[resolvers.NAME]`` tables, on top of the offline defaults."""
+    return parse_plugins_config({"resolvers": {**OFFLINE_RESOLVERS, **tables}})
+
+
 @pytest.fixture
 def plugins_config() -> PluginsConfig:
-    """Override in a test module to run with another plugins.toml."""
-    return PluginsConfig()
+    """Override in a test module to run with another plugins.toml (see plugins_config_for)."""
+    return plugins_config_for()
 
 
 @pytest.fixture

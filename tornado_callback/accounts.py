@@ -44,6 +44,10 @@ class Principal:
     is_superuser: bool
 
 
+# Who runs the command line: the server's administrator, by access to its host and database.
+LOCAL_ADMIN = Principal(id=0, username="(command line)", is_superuser=True)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -108,6 +108,7 @@ async def _serve(
     settings: Settings, sockets: list[socket], on_ready: Callable[[Services], object] | None
 ) -> None:
     services = await Services.start(settings, upgrade=False)
+    services.refresher.start()
     server = make_server(services)
     server.add_sockets(sockets)
     stop = asyncio.Event()

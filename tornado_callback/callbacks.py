@@ -8,8 +8,9 @@ Order of checks (API.md section 1): unknown template 404, rate limit 429, body
 from __future__ import annotations
 
 import hmac
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +32,18 @@ from tornado_callback.launch import (
     job_url,
 )
 from tornado_callback.ratelimit import BadKeyLimiter
-from tornado_callback.resolution import CallbackRequest, Resolution, ResolverChain
+from tornado_callback.resolution import (
+    CallbackRequest,
+    Resolution,
+    ResolverChain,
+    normalise_address,
+)
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import CallbackAttempt, JobTemplate
 
 KEY_FIELD = "host_config_key"
 MAX_ID = 2**63 - 1
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,23 @@ class CallbackService:
             "remote": remote,
             "resolution": trace,
         }
+
+
+def simulated_request(peer: str, address: str | None, header_lines: Sequence[str]) -> CallbackRequest:
+    """The request an admin asks to evaluate: from ``address`` (default: the real
+    ``peer``) carrying ``header_lines`` ("Name: value"), shared by the GET and ``explain``."""
+    if address is not None:
+        normalised = normalise_address(address)
+        if normalised is None:
+            raise ServiceError.detail(f"address {address!r} is not an IP address.")
+        peer = normalised
+    headers = []
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if not sep or not HEADER_NAME.match(name.strip()):
+            raise ServiceError.detail(f"header {line!r} must look like 'Name: value'.")
+        headers.append((name.strip(), value.strip()))
+    return CallbackRequest(peer=peer, headers=tuple(headers))
 
 
 def key_matches(expected: str, given: Any) -> bool:

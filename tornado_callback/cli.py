@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tornado_callback import __version__
-from tornado_callback.accounts import AccountError
+from tornado_callback.accounts import LOCAL_ADMIN, AccountError
 from tornado_callback.app import serve
+from tornado_callback.callbacks import simulated_request
 from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.demo import demo_banner, seed_demo
+from tornado_callback.errors import ServiceError
 from tornado_callback.inventories import InventoryError
+from tornado_callback.plugins import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.templates import TemplateError
 
@@ -136,6 +139,42 @@ async def cmd_attempts(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Needs no database: what runs is decided by the installed plugins and plugins.toml."""
+    found = discover_resolvers(make_plugin_manager(), settings)
+    print_table(
+        ("RESOLVER", "PRIORITY", "ENABLED", "SOURCE"),
+        [(r.name, r.priority, "yes" if enabled else "no", r.source) for r, enabled in found],
+    )
+    return 0
+
+
+async def cmd_explain(services: Services, args: argparse.Namespace) -> int:
+    template = await services.templates.get(args.template)
+    if template is None:
+        raise CommandError(f"no job template {args.template!r}")
+    try:
+        request = simulated_request(args.address, args.address, args.header)
+        # The command line is the server's administrator: the same explanation as
+        # an admin's GET, without HTTP credentials.
+        explanation = await services.callbacks.explain(str(template.id), LOCAL_ADMIN, request)
+    except ServiceError as e:
+        raise CommandError(str(e.body.get("detail") or e.body.get("msg") or e.body)) from e
+    remote = explanation["remote"]
+    print(f"template:  {template.name} (id {template.id})")
+    print(f"peer:      {remote['peer']}")
+    print(f"client:    {', '.join(remote['addresses']) or '(unknown)'}")
+    print(f"names:     {', '.join(remote['names']) or '-'}")
+    print(f"matching:  {', '.join(explanation['matching_hosts']) or '(none)'}")
+    print()
+    print_table(
+        ("RESOLVER", "PRIORITY", "OUTCOME", "HOSTS", "MS", "EVIDENCE"),
+        [(e["resolver"], e["priority"], e["outcome"], ",".join(e["hosts"]), e["elapsed_ms"],
+          "; ".join(e["evidence"])) for e in explanation["resolution"]],
+    )
+    return 0
+
+
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     workdir = Path.cwd()
 
@@ -231,6 +270,17 @@ def make_parser() -> argparse.ArgumentParser:
     p = command(jobs, "list", cmd_jobs_list, "list the newest jobs")
     p.add_argument("--limit", type=int, default=50)
 
+    p = command(commands, "explain", cmd_explain,
+                "show which host a callback would match, and why (the resolution trace)")
+    p.add_argument("template", help="job template id or name")
+    p.add_argument("--address", required=True, help="evaluate as if the callback came from this IP")
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="a request header, e.g. 'X-Forwarded-For: 10.0.0.5' (repeatable)")
+
+    plugins = commands.add_parser("plugins", help="resolver plugins").add_subparsers(
+        dest="plugins_command", required=True, metavar="ACTION")
+    command(plugins, "list", None, "resolvers in run order: name, priority, enabled, source")
+
     p = command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
     p.add_argument("--template", type=int)
     p.add_argument("--limit", type=int, default=50)
@@ -255,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = build_settings(**flags)
         if args.command == "serve":
             return run_serve(settings, args)
+        if args.command == "plugins":
+            return cmd_plugins_list(settings, args)
         return asyncio.run(run_command(args.func, settings, args))
     except (CommandError, *USER_ERRORS) as e:
         print(f"tornado-callback: error: {e}", file=sys.stderr)

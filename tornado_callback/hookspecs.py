@@ -46,5 +46,8 @@ def tcb_register_resolvers(settings: Settings) -> list[HostResolver] | None:
     addresses or names that later resolvers should use) or None so that the
     next resolver is tried. The first result naming exactly one enabled host
     decides and the rest do not run; an exception or a timeout becomes an
-    ``error`` or ``timeout`` entry in the trace.
+    ``error`` or ``timeout`` entry in the trace. Index keys come from
+    ``index_keys`` when a host is saved, or, when they need I/O (DNS), from
+    ``refreshed_index_keys`` in the background; ``aclose`` is awaited when the
+    server stops. See ``tornado_callback.resolution.HostResolver``.
     """

@@ -6,7 +6,7 @@ keys (computed by the resolvers that will look them up) follow at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +44,8 @@ class Inventories:
     def __init__(self, db: Database, chain: ResolverChain) -> None:
         self.db = db
         self.chain = chain
+        # Told the id of every host saved (e.g. to resolve its names in the background).
+        self.saved_listeners: list[Callable[[int], None]] = []
 
     def lookup(self, inventory_id: int) -> IndexedHostLookup:
         return IndexedHostLookup(self.db, inventory_id)
@@ -89,7 +91,9 @@ class Inventories:
             await session.flush()
             await self.index_host(session, host)
             await session.commit()
-            return host
+        for listener in self.saved_listeners:
+            listener(host.id)
+        return host
 
     async def index_host(self, session: AsyncSession, host: Host) -> None:
         await queries.replace_host_keys(

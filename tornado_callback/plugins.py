@@ -12,7 +12,13 @@ from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import HostResolver, RankedResolver, ResolverChain
 
 ENTRY_POINT_GROUP = "tornado_callback.resolvers"
-BUILTIN_PLUGINS = ("resolvers.ip_match",)
+BUILTIN_PLUGINS = (
+    "resolvers.cloud_metadata",
+    "resolvers.x_forwarded_for",
+    "resolvers.ip_match",
+    "resolvers.forward_dns",
+    "resolvers.reverse_dns",
+)
 
 
 def make_plugin_manager(

@@ -111,6 +111,10 @@ class HostResolver(ABC):
     name: str
     #: Default rank; higher runs first. plugins.toml may override it.
     priority: int
+    #: Index kinds that ``refreshed_index_keys`` fills; empty: it fills none.
+    refreshed_kinds: frozenset[str] = frozenset()
+    #: Seconds between background refreshes of those keys for every host.
+    refresh_interval: float = 600.0
 
     @abstractmethod
     async def resolve(
@@ -124,6 +128,21 @@ class HostResolver(ABC):
         Called whenever a host is created or changed; keep it cheap and pure.
         """
         return ()
+
+    async def refreshed_index_keys(
+        self, host_name: str, variables: Mapping[str, Any]
+    ) -> Iterable[IndexKey]:
+        """Index keys of ``refreshed_kinds`` that take I/O to compute (e.g. DNS answers).
+
+        Never called on the request path: a background task calls it soon after
+        a host is saved and every ``refresh_interval`` seconds, and replaces the
+        host's keys of those kinds with the result. Raise to keep the current ones
+        (e.g. the DNS server did not answer).
+        """
+        return ()
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook: most resolvers hold nothing)
+        """Release what ``resolve`` opened (sockets, DNS channels); called when the server stops."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,10 @@ class ResolverChain:
         ]
         blob = json.dumps(sorted(indexing, key=lambda item: item[0]), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    async def aclose(self) -> None:
+        for ranked in self.resolvers:
+            await ranked.resolver.aclose()
 
     async def resolve(self, request: CallbackRequest, hosts: HostLookup) -> Resolution:
         state = ResolutionState(client_addresses=(request.peer,))

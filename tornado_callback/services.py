@@ -14,6 +14,7 @@ from tornado_callback.accounts import Accounts
 from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
+from tornado_callback.index_refresh import IndexRefresher
 from tornado_callback.inventories import Inventories
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
@@ -35,6 +36,8 @@ class Services:
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
+    # Resolves host names into the index in the background; ``serve`` starts it.
+    refresher: IndexRefresher
 
     @classmethod
     async def start(
@@ -57,6 +60,8 @@ class Services:
         except BaseException:
             await db.close()
             raise
+        refresher = IndexRefresher(db, chain)
+        inventories.saved_listeners.append(refresher.host_saved)
         launcher = LaunchService()
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
         return cls(
@@ -70,7 +75,10 @@ class Services:
             launcher=launcher,
             callbacks=CallbackService(db, chain, inventories, launcher, accounts, limiter),
             records=Records(db),
+            refresher=refresher,
         )
 
     async def close(self) -> None:
+        await self.refresher.stop()
+        await self.chain.aclose()
         await self.db.close()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import tornado.web
 
+from tornado_callback.callbacks import simulated_request
 from tornado_callback.errors import ServiceError
-from tornado_callback.handlers.base import APIError, APIHandler, bad_request
+from tornado_callback.handlers.base import APIError, APIHandler
 from tornado_callback.handlers.bodies import parse_callback_body, too_large
-from tornado_callback.resolution import CallbackRequest, normalise_address
+from tornado_callback.resolution import CallbackRequest
 
 # Credentials of the caller are no business of resolvers (third-party code among them).
 PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 DISCARD_CAP = 64 * 1024 * 1024
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 @tornado.web.stream_request_body
@@ -93,19 +91,9 @@ class CallbackHandler(APIHandler):
         header_args = self.get_query_arguments("header")
         if address is None and not header_args:
             return CallbackRequest(peer=self.request.remote_ip or "", headers=self._request_headers())
-        peer = self.request.remote_ip or ""
-        if address is not None:
-            normalised = normalise_address(address)
-            if normalised is None:
-                raise bad_request(f"address {address!r} is not an IP address.")
-            peer = normalised
-        return CallbackRequest(peer=peer, headers=tuple(map(_simulated_header, header_args)))
-
-
-def _simulated_header(argument: str) -> tuple[str, str]:
-    name, sep, value = argument.partition(":")
-    if not sep or not HEADER_NAME.match(name.strip()):
-        raise bad_request(f"header {argument!r} must look like 'Name: value'.")
-    return name.strip(), value.strip()
+        try:
+            return simulated_request(self.request.remote_ip or "", address, header_args)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
 
 

@@ -1,0 +1,111 @@
+"""reverse_dns: the client's PTR names against the hosts' names.
+
+A PTR record is written by whoever controls the reverse zone of the address,
+which need not be who controls the name. So by default a PTR name counts only
+if it resolves back to the address (forward-confirmed reverse DNS). Host names
+(the inventory name, and ``ansible_host`` / ``ansible_ssh_host`` when they are
+names) are indexed under kind ``name``, so matching is one indexed query.
+
+The ``timeout`` of ``[resolvers.reverse_dns]`` bounds the whole resolver (the
+chain enforces it); each DNS query gets ``timeout / tries`` per try so that
+the answer, or the failure, arrives within it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings
+from tornado_callback import hookimpl
+from tornado_callback.config import ConfigError, Settings
+from tornado_callback.resolution import (
+    CallbackRequest,
+    HostLookup,
+    HostResolver,
+    IndexKey,
+    ResolutionState,
+    ResolverResult,
+    normalise_address,
+    normalise_name,
+)
+
+NAME = "reverse_dns"
+NAME_KIND = "name"
+NAME_VARIABLES = ("ansible_host", "ansible_ssh_host")
+# Whoever controls a reverse zone chooses how many PTR names an address has;
+# each costs a forward lookup.
+MAX_NAMES = 5
+OPTIONS = frozenset({"nameservers", "tries", "forward_confirm", "cache_ttl", "negative_cache_ttl"})
+
+
+class ReverseDNSResolver(HostResolver):
+    name = NAME
+    priority = 100
+
+    def __init__(self, dns: DNSLookup, forward_confirm: bool = True) -> None:
+        self.dns = dns
+        self.forward_confirm = forward_confirm
+
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
+        for value in (host_name, *(variables.get(v) for v in NAME_VARIABLES)):
+            if isinstance(value, str) and value.strip() and normalise_address(value) is None:
+                yield NAME_KIND, normalise_name(value)
+
+    async def resolve(
+        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
+    ) -> ResolverResult | None:
+        addresses = [a for a in map(normalise_address, state.client_addresses) if a]
+        if not addresses:
+            return None
+        evidence: list[str] = []
+        names: list[str] = []
+        for address in addresses:
+            try:
+                names += await self._confirmed_names(address, evidence)
+            except DNSFailure as e:
+                evidence.append(f"DNS lookup failed: {e}")
+        found = await hosts.find(NAME_KIND, names) if names else []
+        if names and not found:
+            evidence.append("no host has these names")
+        return ResolverResult(hosts=found, evidence=evidence, names=tuple(dict.fromkeys(names)))
+
+    async def _confirmed_names(self, address: str, evidence: list[str]) -> list[str]:
+        names = await self.dns.names_of(address)
+        if not names:
+            evidence.append(f"no PTR name for {address}")
+            return []
+        if len(names) > MAX_NAMES:
+            evidence.append(f"{address} has {len(names)} PTR names: only the first {MAX_NAMES} are used")
+            names = names[:MAX_NAMES]
+        if not self.forward_confirm:
+            evidence.append(f"{address} has PTR name(s) {', '.join(names)} (not forward-confirmed)")
+            return list(names)
+        confirmed = []
+        for name in names:
+            if address in await self.dns.addresses_of(name):
+                evidence.append(f"{address} has PTR name {name}, which resolves back to it")
+                confirmed.append(name)
+            else:
+                evidence.append(f"{address} has PTR name {name}, which does not resolve back to it: ignored")
+        return confirmed
+
+    async def aclose(self) -> None:
+        await self.dns.close()
+
+
+def _forward_confirm(settings: Settings) -> bool:
+    value = settings.plugins.options(NAME).get("forward_confirm", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"resolvers.{NAME}.forward_confirm must be true or false")
+    return value
+
+
+@hookimpl
+def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+    unknown = set(settings.plugins.options(NAME)) - OPTIONS
+    if unknown:
+        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    # Two rounds: the PTR lookup, then forward confirmation.
+    dns = DNSLookup(dns_settings(settings, NAME, rounds=2, cache=True))
+    return [ReverseDNSResolver(dns, _forward_confirm(settings))]

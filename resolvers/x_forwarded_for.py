@@ -1,0 +1,219 @@
+"""x_forwarded_for: the client behind a trusted reverse proxy.
+
+The forwarding header is believed only when the TCP peer is a trusted proxy,
+and only as far as trusted proxies wrote it: the hops are walked right to left
+(the peer first), skipping trusted proxies, and the right-most untrusted
+address is the client. Anything left of it was written by the client itself
+and proves nothing.
+
+Only the one configured header is read (``header``: ``X-Forwarded-For`` by
+default, ``Forwarded`` (RFC 7239) or ``X-Real-IP``): a proxy that appends to
+X-Forwarded-For passes a client's own ``Forwarded`` header through untouched,
+so reading every header would let clients choose their address.
+
+This resolver matches no host itself: it establishes the client address that
+``ip_match`` and ``reverse_dns`` then look up, so address lookups have one
+code path. A malformed header fails closed: no client address at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tornado_callback import hookimpl
+from tornado_callback.config import ConfigError, Settings
+from tornado_callback.resolution import (
+    CallbackRequest,
+    HostLookup,
+    HostResolver,
+    ResolutionState,
+    ResolverResult,
+    normalise_address,
+)
+
+NAME = "x_forwarded_for"
+HEADERS = {h.lower(): h for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# RFC 7239 forwarded-pair: token "=" ( token / quoted-string ), OWS around separators.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = re.compile(rf'\s*({_TOKEN})=({_TOKEN}|"(?:[^"\\]|\\.)*")\s*')
+_PORT = re.compile(r"^(?:\d{1,5}|_[A-Za-z0-9._-]+)$")
+
+
+class MalformedHeader(ValueError):
+    """A forwarding header that cannot be read; the client is then unknown."""
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """Client-chosen text as the trace may quote it: short, whatever the header's size."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def parse_node(text: str) -> str:
+    """An address from a hop: ``1.2.3.4``, ``1.2.3.4:80``, ``::1``, ``[::1]``, ``[::1]:80``.
+
+    Returns the normalised address, or the node itself when it is ``unknown``
+    or an obfuscated identifier (``_abc``, RFC 7239 section 6.3), which no
+    trusted proxy can be.
+    """
+    node = text.strip()
+    if node.lower() == "unknown" or re.fullmatch(r"_[A-Za-z0-9._-]+", node):
+        return node
+    host, port = node, ""
+    if node.startswith("["):
+        host, sep, port = node[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise MalformedHeader(f"bad node {_shown(text)}")
+        port = port[1:]
+        if port == "" and node.endswith(":"):
+            raise MalformedHeader(f"bad node {_shown(text)}")
+    elif node.count(":") == 1:
+        host, port = node.split(":")
+    if port and not _PORT.match(port):
+        raise MalformedHeader(f"bad port in {_shown(text)}")
+    address = normalise_address(host) if "%" not in host else None
+    if address is None:
+        raise MalformedHeader(f"{_shown(text)} is not an address")
+    return address
+
+
+def forwarded_for_nodes(values: Sequence[str]) -> list[str]:
+    """The ``for=`` nodes of RFC 7239 ``Forwarded`` header lines, left to right."""
+    nodes = []
+    for element in ",".join(values).split(","):
+        pairs: dict[str, str] = {}
+        for part in _split_pairs(element):
+            match = _PAIR.fullmatch(part)
+            if match is None:
+                raise MalformedHeader(f"bad forwarded-pair {_shown(part.strip())}")
+            name, value = match.group(1).lower(), match.group(2)
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            if name in pairs:
+                raise MalformedHeader(f"parameter {_shown(name)} repeated in one element")
+            pairs[name] = value
+        if "for" not in pairs:
+            raise MalformedHeader(f"element {_shown(element.strip())} has no for=")
+        nodes.append(parse_node(pairs["for"]))
+    return nodes
+
+
+def _split_pairs(element: str) -> list[str]:
+    """Split one element on ``;`` outside quoted strings."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in element:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quoted:
+        raise MalformedHeader("unterminated quoted string")
+    parts.append("".join(current))
+    return parts
+
+
+def list_nodes(values: Sequence[str]) -> list[str]:
+    """The hops of comma-separated header lines (X-Forwarded-For), left to right."""
+    items = [item for value in values for item in value.split(",")]
+    if any(not item.strip() for item in items):
+        raise MalformedHeader("empty element")
+    return [parse_node(item) for item in items]
+
+
+class ForwardedForResolver(HostResolver):
+    name = NAME
+    priority = 300
+
+    def __init__(self, trusted_proxies: Iterable[Network] = (), header: str = "X-Forwarded-For") -> None:
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.header = header
+
+    def is_trusted(self, node: str) -> bool:
+        address = normalise_address(node)
+        if address is None:
+            return False
+        ip = ipaddress.ip_address(address)
+        return any(ip in network for network in self.trusted_proxies)
+
+    async def resolve(
+        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
+    ) -> ResolverResult | None:
+        values = request.header_values(self.header)
+        if not values:
+            return None
+        peer = request.peer
+        if not self.is_trusted(peer):
+            return ResolverResult(
+                evidence=[f"peer {peer} is not a trusted proxy: {self.header} ignored"]
+            )
+        evidence = [f"peer {peer} is a trusted proxy"]
+        try:
+            nodes = self._nodes(values)
+        except MalformedHeader as e:
+            return ResolverResult(
+                evidence=[*evidence, f"malformed {self.header} header ({e}): client unknown"],
+                client_addresses=(),
+            )
+        client = self._client(nodes)
+        if normalise_address(client) is None:
+            return ResolverResult(
+                evidence=[*evidence, f"client is {_shown(client)}, not an address: client unknown"],
+                client_addresses=(),
+            )
+        return ResolverResult(evidence=[*evidence, f"client {client}"], client_addresses=(client,))
+
+    def _nodes(self, values: Sequence[str]) -> list[str]:
+        if self.header == "Forwarded":
+            return forwarded_for_nodes(values)
+        if self.header == "X-Real-IP":
+            if len(values) != 1:
+                raise MalformedHeader(f"{len(values)} header lines, expected one")
+            return [parse_node(values[0])]
+        return list_nodes(values)
+
+    def _client(self, nodes: Sequence[str]) -> str:
+        """Right-most hop that is not a trusted proxy; the left-most when all are."""
+        for node in reversed(nodes):
+            if not self.is_trusted(node):
+                return node
+        return nodes[0]
+
+
+def _trusted_proxies(options: Mapping[str, Any]) -> list[Network]:
+    value = options.get("trusted_proxies", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"resolvers.{NAME}.trusted_proxies must be a list of CIDR strings")
+    networks = []
+    for text in value:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError as e:
+            raise ConfigError(f"resolvers.{NAME}.trusted_proxies: {text!r} is not a network") from e
+    return networks
+
+
+def _header(options: Mapping[str, Any]) -> str:
+    value = options.get("header", "X-Forwarded-For")
+    if not isinstance(value, str) or value.lower() not in HEADERS:
+        raise ConfigError(f"resolvers.{NAME}.header must be one of: {', '.join(HEADERS.values())}")
+    return HEADERS[value.lower()]
+
+
+@hookimpl
+def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+    options = settings.plugins.options(NAME)
+    unknown = set(options) - {"trusted_proxies", "header"}
+    if unknown:
+        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    return [ForwardedForResolver(_trusted_proxies(options), _header(options))]

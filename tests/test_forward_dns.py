@@ -1,0 +1,95 @@
+"""forward_dns: host names resolved in the background (real dnsmasq) into the host index;
+a callback only reads the index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from conftest import basic_auth, plugins_config_for
+
+from tests.realservers import dnsmasq
+
+pytestmark = pytest.mark.gen_test(timeout=20)
+
+CALLBACK = "/api/v2/job_templates/{}/callback/"
+RECORDS = [
+    "--host-record=web5.example.test,127.0.0.5",
+    "--host-record=db.example.test,127.0.0.6",
+    "--host-record=other.example.test,127.0.0.8",
+]
+HOSTS = {
+    "web5.example.test": {},
+    "db": {"ansible_host": "DB.example.test."},
+    "web7": {"ansible_host": "127.0.0.7"},
+    "gone.example.test": {},  # NXDOMAIN: no resolved address
+}
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path):
+    with dnsmasq(tmp_path, RECORDS) as server:
+        yield server
+
+
+@pytest.fixture
+def plugins_config(dns_server):
+    return plugins_config_for(forward_dns={
+        "enabled": True, "nameservers": [f"127.0.0.1:{dns_server[0]}"], "timeout": 1.0})
+
+
+async def matching(fetch, world, address):
+    response = await fetch(f"{CALLBACK.format(world.template_id)}?{urlencode({'address': address})}",
+                           headers=basic_auth("admin", "pw"))
+    assert response.code == 200, response.body
+    return json.loads(response.body)["matching_hosts"]
+
+
+async def eventually(fetch, world, address, expected):
+    for _ in range(100):
+        if await matching(fetch, world, address) == expected:
+            return
+        await asyncio.sleep(0.05)
+    assert await matching(fetch, world, address) == expected
+
+
+async def test_names_are_resolved_in_the_background_and_matched(fetch, seed, services):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    services.refresher.start()
+    world = await seed(HOSTS)
+    await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
+    await eventually(fetch, world, "127.0.0.6", ["db"])
+    response = await fetch(CALLBACK.format(world.template_id), method="POST",
+                           headers={"Content-Type": "application/json"},
+                           body=json.dumps({"host_config_key": world.key}),
+                           network_interface="127.0.0.5")
+    assert response.code == 202, response.body
+    _, jobs = await services.records.jobs()
+    assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "forward_dns")
+
+
+async def test_a_changed_host_is_resolved_again(fetch, seed, services):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    services.refresher.start()
+    world = await seed(HOSTS)
+    await eventually(fetch, world, "127.0.0.6", ["db"])
+    await services.inventories.save_host(world.inventory_id, "db", {"ansible_host": "other.example.test"})
+    await eventually(fetch, world, "127.0.0.8", ["db"])
+    assert await matching(fetch, world, "127.0.0.6") == []
+
+
+async def test_no_dns_on_the_request_path(fetch, seed, services, dns_server):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    world = await seed(HOSTS)
+    assert await services.refresher.refresh() == len(HOSTS)
+    process = dns_server[1]
+    process.terminate()
+    process.wait()
+    # DNS is gone: callbacks still match from the index ...
+    assert await matching(fetch, world, "127.0.0.5") == ["web5.example.test"]
+    # ... and a refresh that cannot reach DNS keeps what the index had.
+    await services.refresher.refresh()
+    assert await matching(fetch, world, "127.0.0.5") == ["web5.example.test"]
