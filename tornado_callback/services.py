@@ -15,6 +15,7 @@ from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
 from tornado_callback.inventories import Inventories
+from tornado_callback.inventory_sync import InventorySync
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
 from tornado_callback.ratelimit import BadKeyLimiter
@@ -35,6 +36,7 @@ class Services:
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
+    inventory_sync: InventorySync
 
     @classmethod
     async def start(
@@ -59,6 +61,7 @@ class Services:
             raise
         launcher = LaunchService()
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
+        inventory_sync = InventorySync(db, inventories, settings)
         return cls(
             settings=settings,
             db=db,
@@ -68,9 +71,13 @@ class Services:
             inventories=inventories,
             templates=Templates(db),
             launcher=launcher,
-            callbacks=CallbackService(db, chain, inventories, launcher, accounts, limiter),
+            callbacks=CallbackService(
+                db, chain, inventories, launcher, accounts, limiter, inventory_sync
+            ),
             records=Records(db),
+            inventory_sync=inventory_sync,
         )
 
     async def close(self) -> None:
+        await self.inventory_sync.close()
         await self.db.close()
