@@ -116,6 +116,9 @@ async def run_ansible_inventory(source: str, path: str, timeout: float) -> RunOu
     except BaseException:
         _kill_group(process)
         readers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await readers
+        await process.wait()
         raise
     stdout, stderr = await readers
     if process.returncode != 0:
