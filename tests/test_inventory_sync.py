@@ -18,12 +18,13 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from tests.conftest import basic_auth
 from tests.inventory_scripts import InventoryScript, is_running
 from tornado_callback.config import PluginsConfig, Settings
+from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.services import Services
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, InventoryUpdate
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
-N = int(__import__("os").environ.get("NN", "20"))
 NO_MATCH = {"msg": "No matching host could be found!"}
 
 
@@ -123,9 +124,9 @@ async def test_admin_get_never_syncs(fetch, seed, services, script):
 async def test_twenty_concurrent_callbacks_share_one_sync(seed, services, script, http_server, base_url):
     world = await seed({})
     await add_source(services, world, script)
-    hosts = {f"node{i}": {"ansible_host": f"127.0.0.{10 + i}"} for i in range(N)}
+    hosts = {f"node{i}": {"ansible_host": f"127.0.0.{10 + i}"} for i in range(20)}
     script.set_hosts(hosts)
-    client = SimpleAsyncHTTPClient(force_instance=True, max_clients=N)
+    client = SimpleAsyncHTTPClient(force_instance=True, max_clients=20)
     client.base_url = base_url
     try:
         responses = await asyncio.gather(*(
@@ -133,10 +134,30 @@ async def test_twenty_concurrent_callbacks_share_one_sync(seed, services, script
         ))
     finally:
         client.close()
-    assert [r.code for r in responses] == [202] * N
+    assert [r.code for r in responses] == [202] * 20
     assert (script.runs, await update_count(services)) == (1, 1)
     _, jobs = await services.records.jobs()
     assert sorted(j.limit for j in jobs) == sorted(hosts)
+
+
+async def test_two_processes_share_one_sync_through_the_database(seed, services, script, settings):
+    if not services.db.is_postgresql:
+        pytest.skip("coalescing across processes uses PostgreSQL advisory locks")
+    world = await seed({})
+    await add_source(services, world, script)
+    script.set_hosts({"x": {"ansible_host": "10.6.0.1"}})
+    # A second Services has its own engine and connections: to the database,
+    # a second server process.
+    other = await Services.start(settings, make_plugin_manager([], load_entrypoints=False), upgrade=False)
+    try:
+        refreshed = await asyncio.gather(
+            services.inventory_sync.refresh_for_callback(world.inventory_id),
+            other.inventory_sync.refresh_for_callback(world.inventory_id),
+        )
+    finally:
+        await other.close()
+    assert refreshed == [True, True]
+    assert (script.runs, await update_count(services)) == (1, 1)
 
 
 class TestHangingScript:
