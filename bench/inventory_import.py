@@ -88,7 +88,9 @@ async def main(database_url: str, hosts: int, groups: int, workdir: Path) -> Non
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--groups", type=int, default=50)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tornado_callback.config import ENV_PREFIX
+
 SOURCE_KINDS = ("file", "script")
 MAX_NAME_LENGTH = 512
 # Groups that every inventory has implicitly; their hosts are hosts, not members.
@@ -68,7 +70,8 @@ def ansible_inventory_program() -> str:
 
 
 def inventory_environment(source: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # Our own settings (the database URL may carry a password) are none of the script's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update({
         # Without these an unreadable source is a warning and an empty
         # inventory, which an overwrite would turn into deleting every host.

@@ -58,153 +58,125 @@ async def apply_inventory(
     index_keys: IndexKeys,
 ) -> ApplyCounts:
     """Upsert ``data`` into inventory ``inventory_id``; the caller commits."""
-    host_ids, counts = await _apply_hosts(session, inventory_id, data, options, index_keys)
-    group_ids = await _apply_groups(session, inventory_id, data, options)
+    hosts = await _upsert_named(session, Host.__table__, inventory_id, data.hosts, options)
+    # The lookup index follows every host created or changed, in this transaction.
+    await _replace_keys(session, inventory_id, hosts.written, index_keys)
+    groups = await _upsert_named(
+        session, Group.__table__, inventory_id,
+        {name: group.variables for name, group in data.groups.items()}, options,
+    )
     await _apply_memberships(
         session, inventory_id, options,
         GroupHost.__table__, "group_id", "host_id",
-        {(group_ids[g], host_ids[h]) for g, group in data.groups.items() for h in group.hosts},
+        {(groups.ids[g], hosts.ids[h]) for g, group in data.groups.items() for h in group.hosts},
     )
     await _apply_memberships(
         session, inventory_id, options,
         GroupChild.__table__, "parent_id", "child_id",
-        {(group_ids[g], group_ids[c]) for g, group in data.groups.items()
-         for c in group.children if c in group_ids},
+        {(groups.ids[g], groups.ids[c]) for g, group in data.groups.items()
+         for c in group.children if c in groups.ids},
     )
     inventory = await session.get(Inventory, inventory_id)
     assert inventory is not None
     variables = _new_variables(inventory.variables or {}, data.variables, options.overwrite_vars)
     if variables != inventory.variables:
         inventory.variables = variables
-    return ApplyCounts(*counts, groups=len(group_ids))
+    return ApplyCounts(
+        hosts_added=hosts.added, hosts_updated=hosts.updated, hosts_removed=hosts.removed,
+        groups=len(groups.ids),
+    )
 
 
-async def _apply_hosts(
+@dataclass(frozen=True)
+class Upserted:
+    """What ``_upsert_named`` did: ids of every listed name, and the rows it wrote."""
+
+    ids: dict[str, int]
+    # (id, name, variables) of each row inserted or changed.
+    written: list[tuple[int, str, dict[str, Any]]]
+    added: int
+    updated: int
+    removed: int
+
+
+async def _upsert_named(
     session: AsyncSession,
+    table: Any,
     inventory_id: int,
-    data: InventoryData,
+    listed: Mapping[str, Mapping[str, Any]],
     options: SyncOptions,
-    index_keys: IndexKeys,
-) -> tuple[dict[str, int], tuple[int, int, int]]:
-    hosts = Host.__table__
+) -> Upserted:
+    """Hosts or groups (same columns that matter here): insert new names, update changed
+    variables, claim them for the source; with overwrite, delete what the source listed before
+    but no longer does."""
     now = utcnow()
     existing = {
         row.name: row for row in await session.execute(
-            select(hosts.c.id, hosts.c.name, hosts.c.variables, hosts.c.inventory_source_id)
-            .where(hosts.c.inventory_id == inventory_id)
+            select(table.c.id, table.c.name, table.c.variables, table.c.inventory_source_id)
+            .where(table.c.inventory_id == inventory_id)
         )
     }
-    new_rows: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    for name, given in data.hosts.items():
+    new_rows = [
+        {"inventory_id": inventory_id, "name": name, "variables": dict(variables),
+         "inventory_source_id": options.source_id, "created": now, "modified": now}
+        for name, variables in listed.items() if name not in existing
+    ]
+    changed = []
+    updated = 0
+    for name, given in listed.items():
         row = existing.get(name)
         if row is None:
-            new_rows.append({
-                "inventory_id": inventory_id, "name": name, "description": "", "enabled": True,
-                "variables": dict(given), "inventory_source_id": options.source_id,
-                "created": now, "modified": now,
-            })
             continue
         variables = _new_variables(row.variables or {}, given, options.overwrite_vars)
         if variables != row.variables or row.inventory_source_id != options.source_id:
             changed.append({"b_id": row.id, "b_name": name, "b_variables": variables})
+            updated += variables != row.variables
 
     ids = {name: row.id for name, row in existing.items()}
     for chunk in _chunks(new_rows):
         inserted = await session.execute(
-            insert(hosts).returning(hosts.c.id, hosts.c.name), list(chunk)
+            insert(table).returning(table.c.id, table.c.name), list(chunk)
         )
         ids.update({row.name: row.id for row in inserted})
     if changed:
         await session.execute(
-            update(hosts)
-            .where(hosts.c.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
             .values(variables=bindparam("b_variables"), inventory_source_id=options.source_id,
                     modified=now),
             changed,
         )
-
     removed = [
         row.id for name, row in existing.items()
-        if options.overwrite and name not in data.hosts and row.inventory_source_id == options.source_id
+        if options.overwrite and name not in listed and row.inventory_source_id == options.source_id
     ]
     for chunk in _chunks(removed):
-        await session.execute(delete(hosts).where(hosts.c.id.in_(chunk)))
-
-    # The lookup index follows every host created or changed, in this transaction.
-    reindexed = [(ids[r["name"]], r["name"], r["variables"]) for r in new_rows]
-    reindexed += [(r["b_id"], r["b_name"], r["b_variables"]) for r in changed]
-    await _replace_keys(session, inventory_id, reindexed, [r["b_id"] for r in changed], index_keys)
-    updated = sum(1 for r in changed if r["b_variables"] != existing[r["b_name"]].variables)
-    return ids, (len(new_rows), updated, len(removed))
+        await session.execute(delete(table).where(table.c.id.in_(chunk)))
+    written = [(ids[r["name"]], r["name"], r["variables"]) for r in new_rows]
+    written += [(r["b_id"], r["b_name"], r["b_variables"]) for r in changed]
+    return Upserted(
+        ids={name: ids[name] for name in listed},
+        written=written, added=len(new_rows), updated=updated, removed=len(removed),
+    )
 
 
 async def _replace_keys(
     session: AsyncSession,
     inventory_id: int,
-    reindexed: list[tuple[int, str, dict[str, Any]]],
-    stale_host_ids: list[int],
+    written: list[tuple[int, str, dict[str, Any]]],
     index_keys: IndexKeys,
 ) -> None:
     keys = HostKey.__table__
-    for chunk in _chunks(stale_host_ids):
+    # New hosts have no keys yet; deleting by their ids too is cheaper than telling them apart.
+    for chunk in _chunks([host_id for host_id, _, _ in written]):
         await session.execute(delete(keys).where(keys.c.host_id.in_(chunk)))
     rows = [
         {"inventory_id": inventory_id, "host_id": host_id, "kind": kind, "value": value}
-        for host_id, name, variables in reindexed
+        for host_id, name, variables in written
         for kind, value in sorted(set(index_keys(name, variables)))
     ]
     for chunk in _chunks(rows):
         await session.execute(insert(keys), list(chunk))
-
-
-async def _apply_groups(
-    session: AsyncSession, inventory_id: int, data: InventoryData, options: SyncOptions
-) -> dict[str, int]:
-    groups = Group.__table__
-    now = utcnow()
-    existing = {
-        row.name: row for row in await session.execute(
-            select(groups.c.id, groups.c.name, groups.c.variables, groups.c.inventory_source_id)
-            .where(groups.c.inventory_id == inventory_id)
-        )
-    }
-    new_rows = [
-        {"inventory_id": inventory_id, "name": name, "description": "",
-         "variables": dict(group.variables), "inventory_source_id": options.source_id,
-         "created": now, "modified": now}
-        for name, group in data.groups.items() if name not in existing
-    ]
-    changed = []
-    for name, group in data.groups.items():
-        row = existing.get(name)
-        if row is None:
-            continue
-        variables = _new_variables(row.variables or {}, group.variables, options.overwrite_vars)
-        if variables != row.variables or row.inventory_source_id != options.source_id:
-            changed.append({"b_id": row.id, "b_variables": variables})
-
-    ids = {name: row.id for name, row in existing.items()}
-    for chunk in _chunks(new_rows):
-        inserted = await session.execute(
-            insert(groups).returning(groups.c.id, groups.c.name), list(chunk)
-        )
-        ids.update({row.name: row.id for row in inserted})
-    if changed:
-        await session.execute(
-            update(groups)
-            .where(groups.c.id == bindparam("b_id"))
-            .values(variables=bindparam("b_variables"), inventory_source_id=options.source_id,
-                    modified=now),
-            changed,
-        )
-    removed = [
-        row.id for name, row in existing.items()
-        if options.overwrite and name not in data.groups and row.inventory_source_id == options.source_id
-    ]
-    for chunk in _chunks(removed):
-        await session.execute(delete(groups).where(groups.c.id.in_(chunk)))
-    return {name: group_id for name, group_id in ids.items() if name in data.groups}
 
 
 async def _apply_memberships(

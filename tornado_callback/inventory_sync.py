@@ -291,9 +291,11 @@ class InventorySync:
             raise
         try:
             return await self._store(source, update_id, data, stderr)
-        except SQLAlchemyError as e:
+        except Exception as e:  # the transaction rolled back: no host changed
             log.exception("inventory source %s: storing the sync failed", source.id)
-            return await self._finish(update_id, "failed", stderr, f"could not store the inventory: {e}")
+            return await self._finish(
+                update_id, "failed", stderr, f"could not store the inventory: {type(e).__name__}: {e}"
+            )
 
     async def _store(
         self, source: InventorySource, update_id: int, data: InventoryData, stderr: str
