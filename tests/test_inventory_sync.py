@@ -371,4 +371,3 @@ async def test_update_endpoint_needs_the_inventory_admin_role(fetch, seed, servi
     assert (await fetch("/api/v2/inventory_sources/999/update/", method="POST", body=b"",
                         headers=basic_auth("alice", "pw"))).code == 404
     assert (await fetch("/api/v2/inventory_updates/abc/", headers=basic_auth("alice", "pw"))).code == 404
-    await services.inventory_sync.close()  # do not leave the sync running into teardown

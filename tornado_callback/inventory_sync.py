@@ -189,9 +189,11 @@ class InventorySync:
     async def refresh_for_callback(self, inventory_id: int) -> bool:
         """Sync the inventory's due update-on-launch sources; True when matching should run again.
 
-        Waits at most ``settings.inventory_sync_wait``; the syncs are tasks of
-        their own, so they finish in the background after that, and even if
-        the waiting request goes away.
+        That is whenever the inventory has such sources: even when none is
+        due, one may have been synced since the caller matched. Waits at most
+        ``settings.inventory_sync_wait``; the syncs are tasks of their own,
+        so they finish in the background after that, and even if the waiting
+        request goes away.
         """
         requested_at = utcnow()
         async with self.db.session() as session:
@@ -200,17 +202,16 @@ class InventorySync:
                 InventorySource.update_on_launch.is_(True),
             )))
         due = [s.id for s in sources if is_due(s, requested_at)]
-        if not due:
-            return False
-        tasks = [
-            self._inflight.get(source_id) or self._spawn(
-                source_id,
-                self._serialized(source_id, partial(self._callback_update, source_id, requested_at)),
-            )
-            for source_id in due
-        ]
-        done, _ = await asyncio.wait(tasks, timeout=self.settings.inventory_sync_wait)
-        return any(_refreshed(task) for task in done)
+        if due:
+            tasks = [
+                self._inflight.get(source_id) or self._spawn(
+                    source_id,
+                    self._serialized(source_id, partial(self._callback_update, source_id, requested_at)),
+                )
+                for source_id in due
+            ]
+            await asyncio.wait(tasks, timeout=self.settings.inventory_sync_wait)
+        return bool(sources)
 
     async def _callback_update(self, source_id: int, requested_at: dt.datetime) -> InventoryUpdate | None:
         """Runs under the source's locks: None when another process just synced it."""
@@ -341,10 +342,3 @@ class InventorySync:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def _refreshed(task: asyncio.Task[InventoryUpdate | None]) -> bool:
-    """A sync that succeeded, or found the source just synced by another process."""
-    if task.cancelled() or task.exception() is not None:
-        return False
-    result = task.result()
-    return result is None or result.status == "successful"
