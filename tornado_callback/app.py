@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.handlers.base import NotFoundHandler
 from tornado_callback.handlers.callback import CallbackHandler
+from tornado_callback.handlers.inventory_updates import InventorySourceUpdateHandler, InventoryUpdateHandler
 from tornado_callback.handlers.ping import PingHandler
 from tornado_callback.services import Services
 
@@ -28,6 +29,8 @@ log = logging.getLogger("tornado_callback")
 ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v2/ping/?", PingHandler),
     (r"/api/v2/job_templates/([^/]+)/callback/?", CallbackHandler),
+    (r"/api/v2/inventory_sources/([^/]+)/update/?", InventorySourceUpdateHandler),
+    (r"/api/v2/inventory_updates/([^/]+)/?", InventoryUpdateHandler),
 ]
 
 

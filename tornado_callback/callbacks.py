@@ -23,6 +23,7 @@ from tornado_callback.errors import (
     TooManyRequests,
 )
 from tornado_callback.inventories import Inventories
+from tornado_callback.inventory_sync import InventorySync
 from tornado_callback.launch import (
     MSG_MULTIPLE,
     MSG_NO_INVENTORY,
@@ -80,6 +81,7 @@ class CallbackService:
         launcher: LaunchService,
         accounts: Accounts,
         limiter: BadKeyLimiter,
+        inventory_sync: InventorySync,
     ) -> None:
         self.db = db
         self.chain = chain
@@ -87,6 +89,7 @@ class CallbackService:
         self.launcher = launcher
         self.accounts = accounts
         self.limiter = limiter
+        self.inventory_sync = inventory_sync
 
     async def _template(self, template_ref: str) -> JobTemplate:
         template_id = parse_template_id(template_ref)
@@ -146,6 +149,12 @@ class CallbackService:
             body={k: v for k, v in body.fields.items() if k != KEY_FIELD},
         )
         resolution = await self.resolve(template, request)
+        # Update on launch (AWX's rule): not exactly one host, so sync the due
+        # sources and match again. A GET (explain) never gets here.
+        if resolution.outcome != "matched" and await self.inventory_sync.refresh_for_callback(
+            template.inventory_id
+        ):
+            resolution = await self.resolve(template, request)
         attempt.client_addresses = list(resolution.client_addresses)
         attempt.trace = resolution.trace_dicts()
         attempt.resolved_by = resolution.resolved_by

@@ -92,6 +92,42 @@ async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> 
     return 0
 
 
+def print_update(update: Any) -> int:
+    """An inventory update's outcome; exit status 1 when it failed."""
+    print(f"inventory update {update.id}: {update.status}; {update.hosts_added} added, "
+          f"{update.hosts_updated} updated, {update.hosts_removed} removed")
+    if update.status != "successful":
+        print(f"{update.job_explanation}\n{update.result_stdout}".rstrip(), file=sys.stderr)
+        return 1
+    return 0
+
+
+async def cmd_inventory_import(services: Services, args: argparse.Namespace) -> int:
+    payload = sys.stdin.read() if args.source == "-" else None
+    update = await services.inventory_sync.import_inventory(
+        args.name, args.source, payload, overwrite=args.overwrite, overwrite_vars=args.overwrite_vars
+    )
+    return print_update(update)
+
+
+async def cmd_inventory_sync(services: Services, args: argparse.Namespace) -> int:
+    return print_update(await services.inventory_sync.update(args.source_id))
+
+
+async def cmd_inventory_source_add(services: Services, args: argparse.Namespace) -> int:
+    inventory = await services.inventories.get_by_name_or_id(args.inventory)
+    # Absolute, so that the server finds it whatever its working directory; a
+    # path that does not exist is passed on as given (ansible also reads "a,b," host lists).
+    path = str(Path(args.path).resolve()) if Path(args.path).exists() else args.path
+    source = await services.inventory_sync.create_source(
+        inventory.id, args.name, args.source, path,
+        update_on_launch=args.update_on_launch, update_cache_timeout=args.cache_timeout,
+        overwrite=args.overwrite, overwrite_vars=args.overwrite_vars, timeout=args.timeout,
+    )
+    print(f"created inventory source {source.name} (id {source.id}) of inventory {inventory.name}")
+    return 0
+
+
 async def cmd_host_add(services: Services, args: argparse.Namespace) -> int:
     variables = dict(parse_var(v) for v in args.var)
     inventory = await services.inventories.get_by_name_or_id(args.inventory)
@@ -204,6 +240,13 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugins", help="plugins.toml to read (default: ./plugins.toml if present)")
 
 
+def add_sync_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove hosts and groups this source no longer lists")
+    parser.add_argument("--overwrite-vars", action="store_true",
+                        help="replace variables instead of merging them")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tornado-callback", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -246,6 +289,29 @@ def make_parser() -> argparse.ArgumentParser:
     p = command(inventory, "create", cmd_inventory_create, "create an inventory")
     p.add_argument("name")
     p.add_argument("--description", default="")
+    p = command(inventory, "import", cmd_inventory_import,
+                "import hosts and groups into an inventory (created if missing)")
+    p.add_argument("name", help="inventory name or id")
+    p.add_argument("source", help="any path ansible-inventory -i understands, or - to read "
+                   "ansible-inventory --list JSON from stdin")
+    add_sync_flags(p)
+    p = command(inventory, "sync", cmd_inventory_sync, "sync an inventory source now")
+    p.add_argument("source_id", type=int)
+    source = inventory.add_parser("source", help="inventory sources").add_subparsers(
+        dest="source_command", required=True, metavar="ACTION")
+    p = command(source, "add", cmd_inventory_source_add, "add a source to an inventory")
+    p.add_argument("inventory", help="inventory name or id")
+    p.add_argument("name")
+    p.add_argument("--source", choices=("file", "script"), default="file",
+                   help="file: anything ansible-inventory -i reads; script: an executable printing its JSON")
+    p.add_argument("--path", required=True)
+    p.add_argument("--update-on-launch", action="store_true",
+                   help="sync when a callback matches no single host")
+    p.add_argument("--cache-timeout", type=int, default=0, metavar="SECONDS",
+                   help="a sync this recent is not repeated on launch")
+    p.add_argument("--timeout", type=int, default=0, metavar="SECONDS",
+                   help="kill the sync after this long (0: the server's default)")
+    add_sync_flags(p)
 
     host = commands.add_parser("host", help="hosts").add_subparsers(
         dest="host_command", required=True, metavar="ACTION")

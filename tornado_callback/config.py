@@ -71,6 +71,11 @@ class Settings:
     # How long a verified Basic credential is remembered, so that admins' GETs
     # do not pay for an argon2 verification each time.
     auth_cache_seconds: float = 60.0
+    # How long a callback waits for an update-on-launch inventory sync before
+    # answering "No matching host could be found!" (the sync carries on).
+    inventory_sync_wait: float = 60.0
+    # Time an inventory sync may run when its source sets no timeout of its own.
+    inventory_sync_timeout: float = 300.0
 
 
 def normalise_database_url(url: str) -> str:
@@ -160,6 +165,8 @@ def build_settings(**flags: Any) -> Settings:
         "bad_key_limit": int,
         "bad_key_window": float,
         "auth_cache_seconds": float,
+        "inventory_sync_wait": float,
+        "inventory_sync_timeout": float,
     }
     for name, convert in converters.items():
         raw = flags.get(name)

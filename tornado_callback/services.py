@@ -16,6 +16,7 @@ from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
 from tornado_callback.index_refresh import IndexRefresher
 from tornado_callback.inventories import Inventories
+from tornado_callback.inventory_sync import InventorySync
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
 from tornado_callback.ratelimit import BadKeyLimiter
@@ -38,6 +39,7 @@ class Services:
     records: Records
     # Resolves host names into the index in the background; ``serve`` starts it.
     refresher: IndexRefresher
+    inventory_sync: InventorySync
 
     @classmethod
     async def start(
@@ -64,6 +66,7 @@ class Services:
         inventories.saved_listeners.append(refresher.host_saved)
         launcher = LaunchService()
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
+        inventory_sync = InventorySync(db, inventories, settings)
         return cls(
             settings=settings,
             db=db,
@@ -73,12 +76,16 @@ class Services:
             inventories=inventories,
             templates=Templates(db),
             launcher=launcher,
-            callbacks=CallbackService(db, chain, inventories, launcher, accounts, limiter),
+            callbacks=CallbackService(
+                db, chain, inventories, launcher, accounts, limiter, inventory_sync
+            ),
             records=Records(db),
             refresher=refresher,
+            inventory_sync=inventory_sync,
         )
 
     async def close(self) -> None:
+        await self.inventory_sync.close()
         await self.refresher.stop()
         await self.chain.aclose()
         await self.db.close()

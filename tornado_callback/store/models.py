@@ -154,6 +154,11 @@ class Group(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(512))
     description: Mapped[str] = mapped_column(Text, default="")
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The source that last listed it (None: added by hand); an overwrite sync
+    # removes only what its own source stopped listing.
+    inventory_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inventory_sources.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Host(Timestamped, Base):
@@ -166,6 +171,11 @@ class Host(Timestamped, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(default=True)
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The source that last listed it (None: added by hand); an overwrite sync
+    # removes only what its own source stopped listing.
+    inventory_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inventory_sources.id", ondelete="SET NULL"), index=True
+    )
 
 
 class HostKey(Base):
