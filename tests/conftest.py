@@ -208,6 +208,11 @@ def seed(services: Services) -> Callable[..., Awaitable[World]]:
     return make
 
 
+def trace_entry(trace: list[dict[str, Any]], resolver: str) -> dict[str, Any]:
+    """The trace entry of one resolver (traces list every resolver that ran, in order)."""
+    return next(entry for entry in trace if entry["resolver"] == resolver)
+
+
 def basic_auth(username: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}

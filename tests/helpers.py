@@ -13,10 +13,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+OFFLINE_PLUGINS = REPO / "tests" / "offline-plugins.toml"
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a CLI subprocess: this checkout first on the path, no inherited settings."""
+    """The environment for a CLI subprocess: this checkout first on the path, no inherited
+    settings, and no resolver that would ask a nameserver off loopback (``--plugins`` overrides)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_CALLBACK_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["TORNADO_CALLBACK_PLUGINS"] = str(OFFLINE_PLUGINS)
     env.update(extra)
     return env
 

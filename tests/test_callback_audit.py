@@ -7,6 +7,8 @@ import logging
 
 import pytest
 
+from tests.conftest import trace_entry
+
 pytestmark = pytest.mark.gen_test
 
 KEY = "very-secret-host-config-key"
@@ -32,7 +34,7 @@ async def test_each_post_writes_one_attempt_with_outcome(fetch, seed, services):
     assert ok.job_id == json.loads(accepted.body)["job"]
     assert (ok.host_name, ok.peer_address, ok.client_addresses, ok.resolved_by) == (
         "web1", "127.0.0.1", ["127.0.0.1"], "ip_match")
-    assert ok.trace[0]["resolver"] == "ip_match" and ok.trace[0]["outcome"] == "matched"
+    assert trace_entry(ok.trace, "ip_match")["outcome"] == "matched"
     assert attempts[1].msg.startswith("JSON parse error")
 
 

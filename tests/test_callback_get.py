@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import basic_auth
+from tests.conftest import basic_auth, trace_entry
 
 pytestmark = pytest.mark.gen_test
 
@@ -36,9 +36,9 @@ async def test_superuser_sees_key_matching_host_and_trace(fetch, seed, admin):
     assert body["host_config_key"] == world.key
     assert body["matching_hosts"] == ["web1"]
     assert body["remote"] == {"peer": "127.0.0.1", "addresses": ["127.0.0.1"], "names": []}
-    [entry] = body["resolution"]
-    assert entry["resolver"] == "ip_match"
-    assert entry["outcome"] == "matched"
+    assert [(e["resolver"], e["outcome"]) for e in body["resolution"]] == [
+        ("cloud_metadata", "skipped"), ("x_forwarded_for", "skipped"), ("ip_match", "matched")]
+    entry = trace_entry(body["resolution"], "ip_match")
     assert entry["hosts"] == ["web1"]
     assert entry["priority"] == 200
     assert entry["elapsed_ms"] >= 0
@@ -144,7 +144,7 @@ async def test_matching_hosts_search_and_paging(fetch, seed, admin):
     world = await seed(hosts)
     everything = json.loads((await get(fetch, world.template_id, admin, address="10.1.1.1")).body)
     assert len(everything["matching_hosts"]) == 13
-    assert everything["resolution"][0]["outcome"] == "ambiguous"
+    assert trace_entry(everything["resolution"], "ip_match")["outcome"] == "ambiguous"
     page = json.loads((await get(fetch, world.template_id, admin, address="10.1.1.1",
                                  search="WEB", page="2", page_size="5")).body)
     assert page["matching_hosts"] == ["web05", "web06", "web07", "web08", "web09"]
@@ -154,4 +154,4 @@ async def test_disabled_host_is_reported_in_trace(fetch, seed, admin):
     world = await seed({"web1": {**LOCAL, "enabled": False}})
     body = json.loads((await get(fetch, world.template_id, admin)).body)
     assert body["matching_hosts"] == []
-    assert "host web1 is disabled: skipped" in body["resolution"][0]["evidence"]
+    assert "host web1 is disabled: skipped" in trace_entry(body["resolution"], "ip_match")["evidence"]

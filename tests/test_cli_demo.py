@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import trace_entry
 from tests.helpers import ServerProcess
 
 
@@ -46,7 +47,7 @@ def test_demo_prints_lines_that_work_verbatim(demo, tmp_path):
     admin_line = printed_command(demo.output, "curl http://")
     explained = json.loads(sh(admin_line, tmp_path).stdout)
     assert explained["matching_hosts"] == ["localhost"]
-    assert explained["resolution"][0]["outcome"] == "matched"
+    assert trace_entry(explained["resolution"], "ip_match")["outcome"] == "matched"
     assert (tmp_path / "tornado-callback.db").exists()
 
 
