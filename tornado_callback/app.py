@@ -15,8 +15,15 @@ from tornado.netutil import bind_sockets
 from tornado.process import fork_processes, task_id
 
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.executor import WorkerPool
 from tornado_callback.handlers.base import NotFoundHandler
 from tornado_callback.handlers.callback import CallbackHandler
+from tornado_callback.handlers.jobs import (
+    JobCancelHandler,
+    JobDetailHandler,
+    JobListHandler,
+    JobStdoutHandler,
+)
 from tornado_callback.handlers.ping import PingHandler
 from tornado_callback.services import Services
 
@@ -27,6 +34,10 @@ log = logging.getLogger("tornado_callback")
 ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v2/ping/?", PingHandler),
     (r"/api/v2/job_templates/([^/]+)/callback/?", CallbackHandler),
+    (r"/api/v2/jobs/?", JobListHandler),
+    (r"/api/v2/jobs/([^/]+)/?", JobDetailHandler),
+    (r"/api/v2/jobs/([^/]+)/stdout/?", JobStdoutHandler),
+    (r"/api/v2/jobs/([^/]+)/cancel/?", JobCancelHandler),
 ]
 
 
@@ -78,6 +89,9 @@ async def _serve(
     services = await Services.start(settings, upgrade=False)
     server = make_server(services)
     server.add_sockets(sockets)
+    # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
+    workers = WorkerPool(services.db, services.credentials, settings)
+    workers.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -91,5 +105,6 @@ async def _serve(
         await stop.wait()
     finally:
         server.stop()
+        await workers.stop()
         await server.close_all_connections()
         await services.close()

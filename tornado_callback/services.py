@@ -14,10 +14,13 @@ from tornado_callback.accounts import Accounts
 from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
+from tornado_callback.credentials import Credentials
 from tornado_callback.inventories import Inventories
+from tornado_callback.jobs import JobsService
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
 from tornado_callback.ratelimit import BadKeyLimiter
+from tornado_callback.secrets_box import SecretsBox
 from tornado_callback.resolution import ResolverChain
 from tornado_callback.store.database import Database
 from tornado_callback.templates import Templates
@@ -35,6 +38,8 @@ class Services:
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
+    credentials: Credentials
+    jobs: JobsService
 
     @classmethod
     async def start(
@@ -70,6 +75,8 @@ class Services:
             launcher=launcher,
             callbacks=CallbackService(db, chain, inventories, launcher, accounts, limiter),
             records=Records(db),
+            credentials=Credentials(db, SecretsBox(settings.secret_key, settings.key_file_path)),
+            jobs=JobsService(db, accounts),
         )
 
     async def close(self) -> None:
