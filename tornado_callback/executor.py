@@ -71,6 +71,17 @@ def event_row(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def awx_variables(job: Job) -> dict[str, Any]:
+    """The job's own variables that AWX gives every playbook (``awx_*`` and the older ``tower_*``)."""
+    values = {
+        "job_id": job.id,
+        "job_template_id": job.job_template_id,
+        "job_launch_type": job.launch_type,
+        "job_template_name": job.name,
+    }
+    return {f"{prefix}_{name}": value for prefix in ("awx", "tower") for name, value in values.items()}
+
+
 class LeaseSweeper:
     """Marks ``error`` the jobs whose worker stopped renewing their lease.
 
@@ -185,7 +196,7 @@ class WorkerPool:
             playbook=template.playbook,
             inventory=inventory,
             limit=job.limit,
-            extra_vars=dict(job.extra_vars or {}),
+            extra_vars={**(job.extra_vars or {}), **awx_variables(job)},
             forks=template.forks,
             verbosity=template.verbosity,
             job_tags=template.job_tags,
