@@ -11,6 +11,7 @@ from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_pl
 
 from conftest import basic_auth
 from tornado_callback.executor import WorkerPool
+from tornado_callback.store.models import Group, GroupChild, GroupHost, Inventory
 
 pytestmark = pytest.mark.gen_test(timeout=90)
 
@@ -205,3 +206,31 @@ async def test_callbacks_keep_answering_while_a_playbook_runs(fetch, seed, servi
     for job_id in (first, second):
         await services.jobs.cancel(None, job_id)
         await wait_for_status(services, job_id)
+
+
+async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, services, workers, project, tmp_path):
+    out = tmp_path / "vars.txt"
+    playbook = write_playbook(project, "vars.yml", """\
+    - name: Write what the inventory says
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        content: "{{ site }} {{ tier }} {{ region }} {{ group_names | sort | join(',') }} {{ own }} {{ groups.web | join(',') }}"
+""")
+    world = await seed({"localhost": dict(LOCALHOST_VARS, own="mine"), "off": {"enabled": False}},
+                       project_dir=str(project), playbook=playbook, extra_vars={"out": str(out)})
+    async with services.db.session() as session:
+        inventory = await session.get(Inventory, world.inventory_id)
+        inventory.variables = {"site": "lab", "tier": "overridden"}
+        web = Group(inventory_id=inventory.id, name="web", variables={"tier": "frontend"})
+        europe = Group(inventory_id=inventory.id, name="europe", variables={"region": "eu"})
+        session.add_all([web, europe])
+        await session.flush()
+        session.add_all([GroupHost(group_id=web.id, host_id=world.hosts["localhost"]),
+                         GroupHost(group_id=web.id, host_id=world.hosts["off"]),
+                         GroupChild(parent_id=europe.id, child_id=web.id)])
+        await session.commit()
+
+    job = await wait_for_status(services, await call_back(fetch, world))
+
+    assert job.status == "successful", job.result_stdout
+    assert out.read_text() == "lab frontend eu europe,web mine localhost"  # disabled hosts are left out
