@@ -209,21 +209,27 @@ class WorkerPool:
         """Run one job this worker has claimed, from ``waiting`` to its final status."""
         private_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"tcb-job-{job_id}-"))
         try:
-            try:
-                spec = await self._spec(job_id)
-                arguments = await asyncio.to_thread(runner_arguments, spec, private_dir)
-            except RunSetupError as e:
-                await self._finish(job_id, "error", str(e))
-                return
-            async with self.db.session() as session:
-                if not await job_queue.mark_running(session, job_id, self.worker_id):
-                    return
-            await self._run_playbook(job_id, arguments)
+            result = await self._execute(job_id, private_dir)
         finally:
-            # The private directory holds the decrypted key: it must not outlive the run.
+            # The private directory holds the decrypted key: it is gone before
+            # anyone can see the job finished.
             await asyncio.to_thread(shutil.rmtree, private_dir, True)
+        if result is not None:
+            await self._finish(job_id, *result)
 
-    async def _run_playbook(self, job_id: int, arguments: dict[str, Any]) -> None:
+    async def _execute(self, job_id: int, private_dir: Path) -> tuple[str, str, str | None] | None:
+        """(status, explanation, stdout) of the run, or None if the job is no longer ours."""
+        try:
+            spec = await self._spec(job_id)
+            arguments = await asyncio.to_thread(runner_arguments, spec, private_dir)
+        except RunSetupError as e:
+            return "error", str(e), None
+        async with self.db.session() as session:
+            if not await job_queue.mark_running(session, job_id, self.worker_id):
+                return None
+        return await self._run_playbook(job_id, arguments)
+
+    async def _run_playbook(self, job_id: int, arguments: dict[str, Any]) -> tuple[str, str, str | None] | None:
         events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         cancel = threading.Event()
 
@@ -245,17 +251,9 @@ class WorkerPool:
                 cancel.set()
             if time.monotonic() >= next_renewal:
                 next_renewal = time.monotonic() + self.renew_seconds
-                try:
-                    async with self.db.session() as session:
-                        ours, cancel_requested = await job_queue.renew_lease(
-                            session, job_id, self.worker_id, self.lease)
-                except (SQLAlchemyError, OSError) as e:
-                    log.warning("job %s: cannot renew lease: %s", job_id, e)
-                    continue
-                if not ours:
-                    lost = True
-                    cancel.set()
-                elif cancel_requested and not cancel.is_set():
+                ours, cancel_requested = await self._renew(job_id)
+                lost = lost or not ours
+                if (lost or cancel_requested) and not cancel.is_set():
                     reason = EXPLAIN_CANCELED
                     cancel.set()
         await asyncio.to_thread(thread.join)
@@ -263,9 +261,18 @@ class WorkerPool:
             await self._flush(job_id, events)
         if lost:
             log.warning("job %s: lease lost while running; playbook stopped", job_id)
-            return
+            return None
         status, explanation = outcome(runner.status, reason)
-        await self._finish(job_id, status, explanation, await asyncio.to_thread(_read_stdout, runner))
+        return status, explanation, await asyncio.to_thread(_read_stdout, runner)
+
+    async def _renew(self, job_id: int) -> tuple[bool, bool]:
+        """(still ours, cancel requested). A database hiccup is not a lost job: the lease has slack."""
+        try:
+            async with self.db.session() as session:
+                return await job_queue.renew_lease(session, job_id, self.worker_id, self.lease)
+        except (SQLAlchemyError, OSError) as e:
+            log.warning("job %s: cannot renew lease: %s", job_id, e)
+            return True, False
 
     async def _flush(self, job_id: int, events: queue.SimpleQueue[dict[str, Any]]) -> None:
         rows = []
