@@ -10,6 +10,7 @@ worker, and a worker that lost its job (its lease was swept) changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -64,7 +65,8 @@ def event_row(event: dict[str, Any]) -> dict[str, Any]:
         "event": str(event.get("event", ""))[:100],
         "host_name": str(data.get("host") or "")[:512],
         "task": str(data.get("task") or ""),
-        "stdout": str(event.get("stdout") or ""),
+        # PostgreSQL text cannot hold NUL; a playbook may print one.
+        "stdout": str(event.get("stdout") or "").replace("\x00", ""),
         "event_data": data,
         "failed": event.get("event") in FAILED_EVENTS and not data.get("ignore_errors"),
         "changed": bool(isinstance(result, dict) and result.get("changed")),
@@ -106,14 +108,7 @@ class LeaseSweeper:
                 await self.sweep()
             except (SQLAlchemyError, OSError) as e:
                 log.warning("lease sweep failed: %s", e)
-            await _wait(stop, self.interval)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        pass
+            await wait_for_any(self.interval, stop)
 
 
 class WorkerPool:
@@ -156,13 +151,15 @@ class WorkerPool:
                 job_id = None
             if job_id is None:
                 self._wake.clear()
-                await _wait_any(self._stop, self._wake, self.settings.job_poll_interval)
+                await wait_for_any(self.settings.job_poll_interval, self._stop, self._wake)
                 continue
             try:
                 await self.run_job(job_id)
             except Exception:
                 log.exception("job %s: internal error", job_id)
-                await self._finish(job_id, "error", "Internal error while running the job; see the server log.")
+                # If even this fails (database gone), the lease sweeper ends the job.
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    await self._finish(job_id, "error", "Internal error while running the job; see the server log.")
 
     async def _finish(self, job_id: int, status: str, explanation: str, stdout: str | None = None) -> None:
         async with self.db.session() as session:
@@ -172,7 +169,8 @@ class WorkerPool:
     async def _spec(self, job_id: int) -> RunSpec:
         async with self.db.session() as session:
             job = await session.get(Job, job_id)
-            assert job is not None  # claimed rows are never deleted while active
+            if job is None:
+                raise RunSetupError("The job was deleted before it could run.")
             template = await session.get(JobTemplate, job.job_template_id) if job.job_template_id else None
             if template is None:
                 raise RunSetupError("The job template was deleted before the job could run.")
@@ -243,20 +241,24 @@ class WorkerPool:
         reason = ""
         lost = False
         next_renewal = time.monotonic() + self.renew_seconds
-        while thread.is_alive():
-            await asyncio.sleep(FLUSH_SECONDS)
-            await self._flush(job_id, events)
-            if self._stop.is_set() and not cancel.is_set():
-                reason = EXPLAIN_SHUTDOWN
-                cancel.set()
-            if time.monotonic() >= next_renewal:
-                next_renewal = time.monotonic() + self.renew_seconds
-                ours, cancel_requested = await self._renew(job_id)
-                lost = lost or not ours
-                if (lost or cancel_requested) and not cancel.is_set():
-                    reason = EXPLAIN_CANCELED
+        try:
+            while thread.is_alive():
+                await asyncio.sleep(FLUSH_SECONDS)
+                await self._flush(job_id, events)
+                if self._stop.is_set() and not cancel.is_set():
+                    reason = EXPLAIN_SHUTDOWN
                     cancel.set()
-        await asyncio.to_thread(thread.join)
+                if time.monotonic() >= next_renewal:
+                    next_renewal = time.monotonic() + self.renew_seconds
+                    ours, cancel_requested = await self._renew(job_id)
+                    lost = lost or not ours
+                    if (lost or cancel_requested) and not cancel.is_set():
+                        reason = EXPLAIN_CANCELED
+                        cancel.set()
+        finally:
+            if thread.is_alive():  # we failed while it ran: never leave a playbook unattended
+                cancel.set()
+            await asyncio.to_thread(thread.join)
         while not events.empty():
             await self._flush(job_id, events)
         if lost:
@@ -310,8 +312,9 @@ def _read_stdout(runner: Any) -> str | None:
         return None
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+async def wait_for_any(seconds: float, *events: asyncio.Event) -> None:
+    """Sleep ``seconds``, or less if one of ``events`` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
