@@ -1,4 +1,7 @@
-"""Helpers for tests that run real playbooks: project files, settings, waiting for jobs."""
+"""Helpers for tests that run real playbooks: project files, settings, workers, waiting for jobs.
+
+Test modules import the fixtures ``settings`` (overriding conftest's) and ``workers`` from here.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 
 from tornado_callback.config import PluginsConfig, Settings
+from tornado_callback.executor import WorkerPool
 from tornado_callback.services import Services
 from tornado_callback.store.models import FINISHED_JOB_STATUSES, Job
 
@@ -34,6 +39,24 @@ def job_settings(database_url: str, plugins: PluginsConfig, **overrides: Any) ->
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
+    return job_settings(database_url, plugins_config)
+
+
+@pytest.fixture
+def workers(io_loop: Any, services: Services) -> Any:
+    """This process's job slots, as ``serve`` runs them."""
+    pool = WorkerPool(services.db, services.credentials, services.settings)
+
+    async def start() -> None:
+        pool.start()
+
+    io_loop.run_sync(start)
+    yield pool
+    io_loop.run_sync(pool.stop)
 
 
 def write_playbook(project: Path, name: str, tasks: str) -> str:

@@ -8,11 +8,17 @@ import stat
 
 import pytest
 from cryptography.fernet import Fernet
-from jobs_support import LOCALHOST_VARS, TEST_SECRET_KEY, job_settings, wait_for_status, write_playbook
+from jobs_support import (  # noqa: F401  (fixtures)
+    LOCALHOST_VARS,
+    TEST_SECRET_KEY,
+    settings,
+    wait_for_status,
+    workers,
+    write_playbook,
+)
 
 from tornado_callback.config import ConfigError
 from tornado_callback.credentials import CredentialError
-from tornado_callback.executor import WorkerPool
 from tornado_callback.launch import MSG_USER_INPUT
 from tornado_callback.secrets_box import SecretsBox, SecretsUnreadable
 from tornado_callback.store.models import Credential
@@ -20,23 +26,6 @@ from tornado_callback.store.models import Credential
 pytestmark = pytest.mark.gen_test(timeout=90)
 
 KEY_TEXT = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAnotarealkey\n-----END OPENSSH PRIVATE KEY-----"
-
-
-@pytest.fixture
-def settings(database_url, plugins_config):
-    return job_settings(database_url, plugins_config)
-
-
-@pytest.fixture
-def workers(io_loop, services):
-    pool = WorkerPool(services.db, services.credentials, services.settings)
-
-    async def start():
-        pool.start()
-
-    io_loop.run_sync(start)
-    yield pool
-    io_loop.run_sync(pool.stop)
 
 
 async def stored(services, credential_id):
@@ -84,9 +73,8 @@ async def test_credential_that_asks_at_launch_refuses_callbacks(fetch, seed, ser
     assert (response.code, json.loads(response.body)) == (400, {"msg": MSG_USER_INPUT})
 
 
-async def test_job_gets_the_credential_in_a_private_file_removed_after_the_run(
-    fetch, seed, services, workers, tmp_path
-):
+@pytest.mark.usefixtures("workers")
+async def test_job_gets_the_credential_in_a_private_file_removed_after_the_run(fetch, seed, services, tmp_path):
     project = tmp_path / "project"
     seen = tmp_path / "seen.json"
     playbook = write_playbook(project, "inspect.yml", """\

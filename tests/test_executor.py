@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
-from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
-
 from conftest import basic_auth
-from tornado_callback.executor import WorkerPool
+from jobs_support import (  # noqa: F401  (fixtures used by this module)
+    LOCALHOST_VARS,
+    settings,
+    wait_for_status,
+    workers,
+    write_playbook,
+)
+
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Inventory
 
-pytestmark = pytest.mark.gen_test(timeout=90)
+pytestmark = [pytest.mark.gen_test(timeout=90), pytest.mark.usefixtures("workers")]
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def settings(database_url, plugins_config):
-    return job_settings(database_url, plugins_config)
-
-
-@pytest.fixture
-def workers(io_loop, services):
-    """This process's job slots, as ``serve`` runs them."""
-    pool = WorkerPool(services.db, services.credentials, services.settings)
-
-    async def start():
-        pool.start()
-
-    io_loop.run_sync(start)
-    yield pool
-    io_loop.run_sync(pool.stop)
 
 
 @pytest.fixture
@@ -59,7 +45,7 @@ async def call_back(fetch, world, extra_vars=None, **kwargs):
 
 
 async def test_callback_job_runs_the_playbook_on_the_calling_host(
-    fetch, seed, services, workers, admin, project, tmp_path
+    fetch, seed, services, admin, project, tmp_path
 ):
     marker = tmp_path / "marker.txt"
     playbook = write_playbook(project, "site.yml", """\
@@ -93,7 +79,7 @@ async def test_callback_job_runs_the_playbook_on_the_calling_host(
     assert stdout.body.decode() == job.result_stdout
 
 
-async def test_output_is_stored_while_the_job_runs(fetch, seed, services, workers, project, tmp_path):
+async def test_output_is_stored_while_the_job_runs(fetch, seed, services, project, tmp_path):
     playbook = write_playbook(project, "slow.yml", """\
     - name: First step
       ansible.builtin.debug:
@@ -112,7 +98,7 @@ async def test_output_is_stored_while_the_job_runs(fetch, seed, services, worker
     assert (await wait_for_status(services, job_id)).status == "canceled"
 
 
-async def test_failing_playbook_ends_failed_with_its_output(fetch, seed, services, workers, project):
+async def test_failing_playbook_ends_failed_with_its_output(fetch, seed, services, project):
     playbook = write_playbook(project, "fail.yml", """\
     - name: Break on purpose
       ansible.builtin.fail:
@@ -125,7 +111,7 @@ async def test_failing_playbook_ends_failed_with_its_output(fetch, seed, service
     assert "the disk is on fire" in job.result_stdout
 
 
-async def test_missing_playbook_is_an_error_with_a_reason(fetch, seed, services, workers, project):
+async def test_missing_playbook_is_an_error_with_a_reason(fetch, seed, services, project):
     project.mkdir()
     world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook="nope.yml")
     job = await wait_for_status(services, await call_back(fetch, world))
@@ -133,7 +119,7 @@ async def test_missing_playbook_is_an_error_with_a_reason(fetch, seed, services,
     assert job.job_explanation == f"Playbook not found: {project / 'nope.yml'}"
 
 
-async def test_playbook_exceeding_the_template_timeout_is_stopped(fetch, seed, services, workers, project):
+async def test_playbook_exceeding_the_template_timeout_is_stopped(fetch, seed, services, project):
     playbook = write_playbook(project, "sleepy.yml", """\
     - name: Sleep past the timeout
       ansible.builtin.pause:
@@ -147,7 +133,7 @@ async def test_playbook_exceeding_the_template_timeout_is_stopped(fetch, seed, s
     assert "TASK [Sleep past the timeout]" in job.result_stdout
 
 
-async def test_cancel_stops_a_running_playbook(fetch, seed, services, workers, admin, project, tmp_path):
+async def test_cancel_stops_a_running_playbook(fetch, seed, services, admin, project, tmp_path):
     after = tmp_path / "after-the-pause"
     playbook = write_playbook(project, "long.yml", f"""\
     - name: Long wait
@@ -179,7 +165,7 @@ async def test_cancel_stops_a_running_playbook(fetch, seed, services, workers, a
     assert await call_back(fetch, world) != job_id
 
 
-async def test_callbacks_keep_answering_while_a_playbook_runs(fetch, seed, services, workers, project):
+async def test_callbacks_keep_answering_while_a_playbook_runs(fetch, seed, services, project):
     playbook = write_playbook(project, "pause.yml", """\
     - name: Hold the worker
       ansible.builtin.pause:
@@ -208,7 +194,7 @@ async def test_callbacks_keep_answering_while_a_playbook_runs(fetch, seed, servi
         await wait_for_status(services, job_id)
 
 
-async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, services, workers, project, tmp_path):
+async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, services, project, tmp_path):
     out = tmp_path / "vars.txt"
     playbook = write_playbook(project, "vars.yml", """\
     - name: Write what the inventory says

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 import sys
 
 import pytest
-
 from conftest import basic_auth
+
 from tornado_callback.jobs import EXPLAIN_CANCELED_PENDING
 
 pytestmark = pytest.mark.gen_test
@@ -97,8 +97,8 @@ async def test_unknown_jobs_are_404(fetch, two_templates, path):
 
 
 async def test_filters_and_pages(fetch, two_templates):
-    a, b, jobs = two_templates
-    code, page = await get_json(fetch, f"/api/v2/jobs/?job_template={b.template_id}")
+    _, b, jobs = two_templates
+    _, page = await get_json(fetch, f"/api/v2/jobs/?job_template={b.template_id}")
     assert [j["id"] for j in page["results"]] == [jobs["b"]]
     code, page = await get_json(fetch, "/api/v2/jobs/?status=pending&launch_type=callback")
     assert page["count"] == 2
@@ -111,13 +111,14 @@ async def test_filters_and_pages(fetch, two_templates):
     assert (first["count"], [j["id"] for j in first["results"]]) == (2, [jobs["b"]])
     assert first["previous"] is None
     assert first["next"] == "/api/v2/jobs/?page_size=1&status=pending&page=2"
-    code, second = await get_json(fetch, first["next"])
+    _, second = await get_json(fetch, first["next"])
     assert ([j["id"] for j in second["results"]], second["next"]) == ([jobs["a"]], None)
     assert second["previous"] == "/api/v2/jobs/?page_size=1&status=pending&page=1"
     assert (await get_json(fetch, "/api/v2/jobs/?page=3&page_size=1"))[0] == 404
 
 
 @pytest.mark.parametrize("query", ["status=bogus", "launch_type=scheduled", "job_template=x",
+                                   "job_template=99999999999999999999",
                                    "page=0", "page_size=500"])
 async def test_bad_filters_are_400(fetch, two_templates, query):
     code, body = await get_json(fetch, f"/api/v2/jobs/?{query}")
@@ -145,7 +146,7 @@ async def test_canceling_a_pending_job(fetch, two_templates, services):
     response = await fetch(cancel.rstrip("/"), method="POST", body=b"", headers=basic_auth("root", "pw"))
 
     assert (response.code, response.body) == (202, b"")
-    code, job = await get_json(fetch, f"/api/v2/jobs/{jobs['a']}/")
+    _, job = await get_json(fetch, f"/api/v2/jobs/{jobs['a']}/")
     assert (job["status"], job["failed"], job["job_explanation"]) == ("canceled", True, EXPLAIN_CANCELED_PENDING)
     assert job["finished"] is not None
     assert await get_json(fetch, cancel) == (200, {"can_cancel": False})
@@ -155,12 +156,20 @@ async def test_canceling_a_pending_job(fetch, two_templates, services):
     assert await launch(fetch, a) != jobs["a"]
 
 
+async def run_cli(*args: str, cwd) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tornado_callback", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    return process.returncode, out.decode(), err.decode()
+
+
 async def test_cli_jobs_show(two_templates, settings, tmp_path):
     _, _, jobs = two_templates
-    command = [sys.executable, "-m", "tornado_callback", "jobs", "show", "--database-url", settings.database_url]
-    shown = subprocess.run([*command, str(jobs["a"])], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert shown.returncode == 0, shown.stderr
-    rows = dict(line.split(None, 1) for line in shown.stdout.splitlines()[1:] if " " in line.strip())
+    show = ("jobs", "show", "--database-url", settings.database_url)
+    code, out, err = await run_cli(*show, str(jobs["a"]), cwd=tmp_path)
+    assert code == 0, err
+    rows = dict(line.split(None, 1) for line in out.splitlines()[1:] if " " in line.strip())
     assert (rows["status"].strip(), rows["limit"].strip()) == ("pending", "web1")
-    missing = subprocess.run([*command, "999"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert (missing.returncode, missing.stderr.splitlines()[-1]) == (2, "tornado-callback: error: no job 999")
+    code, _, err = await run_cli(*show, "999", cwd=tmp_path)
+    assert (code, err.splitlines()[-1]) == (2, "tornado-callback: error: no job 999")

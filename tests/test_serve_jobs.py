@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 
-
 def cli_env() -> dict[str, str]:
     """The default SQLite database in the working directory, and quick polling."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_CALLBACK_")}
@@ -86,8 +85,8 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
 
 def job_status(workdir: Path, job_id: int) -> str:
     shown = subprocess.run([sys.executable, "-m", "tornado_callback", "jobs", "show", str(job_id)],
-                           cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=60)
-    return re.search(r"^status\s+(\S+)", shown.stdout, re.M).group(1)
+                           cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=60, check=True)
+    return re.search(r"^status\s+(\S+)", shown.stdout, re.MULTILINE).group(1)
 
 
 def test_demo_callback_runs_the_playbook_and_writes_the_marker(tmp_path, started):

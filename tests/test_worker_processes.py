@@ -13,13 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import PG_ENV
 from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
 
-from conftest import PG_ENV
 from tornado_callback.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
 from tornado_callback.launch import MSG_ALREADY_PENDING
 from tornado_callback.resolution import HostRef
-from tornado_callback.store.models import Job, JobTemplate
+from tornado_callback.store.models import JobTemplate
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 

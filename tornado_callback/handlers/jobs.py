@@ -5,17 +5,30 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado_callback.errors import ServiceError
-from tornado_callback.handlers.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, APIError, APIHandler, bad_request
-from tornado_callback.jobs import JobFilters, JobsService, can_cancel, event_summary, job_summary
-
-MAX_ID = 2**63 - 1
+from tornado_callback.callbacks import parse_template_id
+from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
+from tornado_callback.handlers.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    APIError,
+    APIHandler,
+    bad_request,
+)
+from tornado_callback.jobs import (
+    JobFilters,
+    JobsService,
+    can_cancel,
+    event_summary,
+    job_summary,
+)
 
 
 def parse_job_id(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
-        raise APIError(404, {"detail": "Not found."})
-    return int(text)
+    # Same rule as template ids: what cannot be a row id is simply not found.
+    job_id = parse_template_id(text)
+    if job_id is None:
+        raise APIError(404, {"detail": DETAIL_NOT_FOUND})
+    return job_id
 
 
 class JobsHandler(APIHandler):
@@ -37,10 +50,11 @@ class JobListHandler(JobsHandler):
         page = self.int_argument("page", 1, 1)
         page_size = self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         template = self.get_query_argument("job_template", None)
-        if template is not None and not (template.isascii() and template.isdigit()):
-            raise bad_request("job_template must be an integer.")
+        template_id = parse_template_id(template) if template is not None else None
+        if template is not None and template_id is None:
+            raise bad_request("job_template must be a template id.")
         filters = JobFilters(
-            job_template=int(template) if template is not None else None,
+            job_template=template_id,
             status=self.get_query_argument("status", None),
             launch_type=self.get_query_argument("launch_type", None),
         )
