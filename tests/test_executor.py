@@ -15,6 +15,7 @@ from jobs_support import (  # noqa: F401  (fixtures used by this module)
     write_playbook,
 )
 
+from tornado_callback.executor import EXPLAIN_SHUTDOWN
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Inventory
 
 pytestmark = [pytest.mark.gen_test(timeout=90), pytest.mark.usefixtures("workers")]
@@ -220,3 +221,21 @@ async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, servic
 
     assert job.status == "successful", job.result_stdout
     assert out.read_text() == "lab frontend eu europe,web mine localhost"  # disabled hosts are left out
+
+
+async def test_stopping_the_workers_stops_their_playbooks(fetch, seed, services, project, request):
+    playbook = write_playbook(project, "pause.yml", """\
+    - name: Hold the worker
+      ansible.builtin.pause:
+        seconds: 60
+""")
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook)
+    job_id = await call_back(fetch, world)
+    await wait_for_status(services, job_id, ("running",))
+
+    started = time.monotonic()
+    await request.getfixturevalue("workers").stop()  # what SIGTERM to serve or worker does
+
+    assert time.monotonic() - started < 15
+    job = await wait_for_status(services, job_id, timeout=1)
+    assert (job.status, job.job_explanation) == ("error", EXPLAIN_SHUTDOWN)

@@ -113,7 +113,7 @@ class JobsService:
         )
         return stmt.where(Job.job_template_id.in_(readable))
 
-    async def list(
+    async def page(
         self, principal: Principal, filters: JobFilters, page: int, page_size: int
     ) -> tuple[int, list[Job]]:
         filters.validate()

@@ -59,7 +59,7 @@ class JobListHandler(JobsHandler):
             launch_type=self.get_query_argument("launch_type", None),
         )
         try:
-            count, jobs = await self.jobs.list(principal, filters, page, page_size)
+            count, jobs = await self.jobs.page(principal, filters, page, page_size)
         except ServiceError as e:
             raise APIError.from_service(e) from e
         if page > 1 and not jobs:
