@@ -100,14 +100,14 @@ async def test_filters_and_pages(fetch, two_templates):
     _, b, jobs = two_templates
     _, page = await get_json(fetch, f"/api/v2/jobs/?job_template={b.template_id}")
     assert [j["id"] for j in page["results"]] == [jobs["b"]]
-    code, page = await get_json(fetch, "/api/v2/jobs/?status=pending&launch_type=callback")
+    _, page = await get_json(fetch, "/api/v2/jobs/?status=pending&launch_type=callback")
     assert page["count"] == 2
-    code, page = await get_json(fetch, "/api/v2/jobs/?status=successful")
+    _, page = await get_json(fetch, "/api/v2/jobs/?status=successful")
     assert (page["count"], page["results"]) == (0, [])
-    code, page = await get_json(fetch, "/api/v2/jobs/?launch_type=manual")
+    _, page = await get_json(fetch, "/api/v2/jobs/?launch_type=manual")
     assert page["count"] == 0
 
-    code, first = await get_json(fetch, "/api/v2/jobs/?page_size=1&status=pending")
+    _, first = await get_json(fetch, "/api/v2/jobs/?page_size=1&status=pending")
     assert (first["count"], [j["id"] for j in first["results"]]) == (2, [jobs["b"]])
     assert first["previous"] is None
     assert first["next"] == "/api/v2/jobs/?page_size=1&status=pending&page=2"
