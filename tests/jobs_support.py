@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tornado_callback.config import PluginsConfig, Settings
-from tornado_callback.executor import WorkerPool
+from tornado_callback.executor import WorkerPool, start_workers
 from tornado_callback.services import Services
 from tornado_callback.store.models import FINISHED_JOB_STATUSES, Job
 
@@ -49,12 +49,10 @@ def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
 @pytest.fixture
 def workers(io_loop: Any, services: Services) -> Any:
     """This process's job slots, as ``serve`` runs them."""
-    pool = WorkerPool(services.db, services.credentials, services.settings)
+    async def start() -> WorkerPool:
+        return start_workers(services)
 
-    async def start() -> None:
-        pool.start()
-
-    io_loop.run_sync(start)
+    pool = io_loop.run_sync(start)
     yield pool
     io_loop.run_sync(pool.stop)
 

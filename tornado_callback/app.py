@@ -15,7 +15,7 @@ from tornado.netutil import bind_sockets
 from tornado.process import fork_processes, task_id
 
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.executor import WorkerPool
+from tornado_callback.executor import start_workers
 from tornado_callback.handlers.base import NotFoundHandler
 from tornado_callback.handlers.callback import CallbackHandler
 from tornado_callback.handlers.jobs import (
@@ -90,8 +90,7 @@ async def _serve(
     server = make_server(services)
     server.add_sockets(sockets)
     # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
-    workers = WorkerPool(services.db, services.credentials, settings)
-    workers.start()
+    workers = start_workers(services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -33,6 +33,7 @@ from tornado_callback.credentials import Credentials
 from tornado_callback.inventory_export import inventory_document
 from tornado_callback.playbook_run import RunSetupError, RunSpec, runner_arguments
 from tornado_callback.secrets_box import SecretsUnreadable
+from tornado_callback.services import Services
 from tornado_callback.store import job_queue
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Credential, Job, JobTemplate
@@ -109,6 +110,14 @@ class LeaseSweeper:
             except (SQLAlchemyError, OSError) as e:
                 log.warning("lease sweep failed: %s", e)
             await wait_for_any(self.interval, stop)
+
+
+def start_workers(services: Services) -> WorkerPool:
+    """This process's job slots (and lease sweeper), woken by jobs queued in this process."""
+    pool = WorkerPool(services.db, services.credentials, services.settings)
+    services.launcher.on_job_queued = pool.wake
+    pool.start()
+    return pool
 
 
 class WorkerPool:

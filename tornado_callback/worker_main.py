@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.executor import WorkerPool
+from tornado_callback.executor import start_workers
 from tornado_callback.services import Services
 
 
@@ -15,12 +15,11 @@ async def run_workers(settings: Settings) -> None:
         raise ConfigError("a worker process needs at least one job slot (TORNADO_CALLBACK_WORKERS >= 1)")
     services = await Services.start(settings)
     try:
-        workers = WorkerPool(services.db, services.credentials, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        workers.start()
+        workers = start_workers(services)
         print(f"tornado-callback worker {workers.worker_id} running "
               f"{settings.workers} job slot(s)", flush=True)
         await stop.wait()
