@@ -7,7 +7,13 @@ import json
 import time
 
 import pytest
-from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, workers, write_playbook  # noqa: F401
+from jobs_support import (  # noqa: F401
+    LOCALHOST_VARS,
+    job_settings,
+    wait_for_status,
+    workers,
+    write_playbook,
+)
 
 pytestmark = [pytest.mark.gen_test(timeout=60), pytest.mark.usefixtures("workers")]
 
