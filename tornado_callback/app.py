@@ -16,9 +16,16 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.executor import start_workers
 from tornado_callback.handlers.base import NotFoundHandler
 from tornado_callback.handlers.callback import CallbackHandler
 from tornado_callback.handlers.inventory_updates import InventorySourceUpdateHandler, InventoryUpdateHandler
+from tornado_callback.handlers.jobs import (
+    JobCancelHandler,
+    JobDetailHandler,
+    JobListHandler,
+    JobStdoutHandler,
+)
 from tornado_callback.handlers.ping import PingHandler
 from tornado_callback.services import Services
 
@@ -31,6 +38,10 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v2/job_templates/([^/]+)/callback/?", CallbackHandler),
     (r"/api/v2/inventory_sources/([^/]+)/update/?", InventorySourceUpdateHandler),
     (r"/api/v2/inventory_updates/([^/]+)/?", InventoryUpdateHandler),
+    (r"/api/v2/jobs/?", JobListHandler),
+    (r"/api/v2/jobs/([^/]+)/?", JobDetailHandler),
+    (r"/api/v2/jobs/([^/]+)/stdout/?", JobStdoutHandler),
+    (r"/api/v2/jobs/([^/]+)/cancel/?", JobCancelHandler),
 ]
 
 
@@ -114,6 +125,8 @@ async def _serve(
     services.refresher.start()
     server = make_server(services)
     server.add_sockets(sockets)
+    # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
+    workers = start_workers(services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -127,5 +140,6 @@ async def _serve(
         await stop.wait()
     finally:
         server.stop()
+        await workers.stop()
         await server.close_all_connections()
         await services.close()

@@ -178,6 +178,7 @@ class CallbackService:
             session.add(attempt)
             # The 202 goes out only after this commit: the job is durable before the host hears of it.
             await session.commit()
+        self.launcher.on_job_queued()
         return Accepted(job.id)
 
     async def explain(

@@ -23,6 +23,7 @@ from tornado_callback.inventories import InventoryError
 from tornado_callback.plugins import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.templates import TemplateError
+from tornado_callback.worker_main import run_workers
 
 USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError)
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
@@ -163,6 +164,26 @@ async def cmd_jobs_list(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_jobs_show(services: Services, args: argparse.Namespace) -> int:
+    try:
+        job = await services.jobs.get(args.id)
+    except ServiceError as e:
+        raise CommandError(f"no job {args.id}") from e
+    print_table(("FIELD", "VALUE"), [
+        ("id", job.id), ("name", job.name), ("template", job.job_template_id),
+        ("status", job.status), ("launch type", job.launch_type), ("limit", job.limit),
+        ("resolved by", job.resolved_by), ("extra vars", json.dumps(job.extra_vars or {})),
+        ("created", job.created.isoformat(timespec="seconds")),
+        ("started", job.started.isoformat(timespec="seconds") if job.started else ""),
+        ("finished", job.finished.isoformat(timespec="seconds") if job.finished else ""),
+        ("elapsed", f"{job.elapsed:.1f}s"), ("explanation", job.job_explanation),
+    ])
+    if job.result_stdout:
+        print()
+        print(job.result_stdout.rstrip("\n"))
+    return 0
+
+
 async def cmd_attempts(services: Services, args: argparse.Namespace) -> int:
     count, attempts = await services.records.attempts(args.template, page_size=args.limit)
     print_table(
@@ -264,6 +285,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, help="server processes to fork (0: one per core)")
     p.add_argument("--certfile", help="TLS certificate (PEM)")
     p.add_argument("--keyfile", help="TLS private key (PEM)")
+    p.add_argument("--workers", type=int, help="jobs run at once in each server process "
+                   "(default 2; env TORNADO_CALLBACK_WORKERS)")
+    p.add_argument("--no-worker", action="store_true", help="run no jobs here (an API-only node)")
     p.add_argument("--demo", action="store_true",
                    help="seed a localhost inventory, a template and an admin; print ready curl lines")
 
@@ -346,6 +370,11 @@ def make_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="resolver plugins").add_subparsers(
         dest="plugins_command", required=True, metavar="ACTION")
     command(plugins, "list", None, "resolvers in run order: name, priority, enabled, source")
+    p = command(jobs, "show", cmd_jobs_show, "show one job and its output")
+    p.add_argument("id", type=int)
+
+    p = command(commands, "worker", None, "run job workers only (no HTTP server), until SIGTERM")
+    p.add_argument("--workers", type=int, help="jobs run at once (default 2; env TORNADO_CALLBACK_WORKERS)")
 
     p = command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
     p.add_argument("--template", type=int)
@@ -366,13 +395,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     flags = {k: getattr(args, k, None) for k in (
-        "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile")}
+        "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile", "workers")}
+    if getattr(args, "no_worker", False):
+        flags["workers"] = 0
     try:
         settings = build_settings(**flags)
         if args.command == "serve":
             return run_serve(settings, args)
         if args.command == "plugins":
             return cmd_plugins_list(settings, args)
+        if args.command == "worker":
+            asyncio.run(run_workers(settings))
+            return 0
         return asyncio.run(run_command(args.func, settings, args))
     except (CommandError, *USER_ERRORS) as e:
         print(f"tornado-callback: error: {e}", file=sys.stderr)

@@ -76,6 +76,27 @@ class Settings:
     inventory_sync_wait: float = 60.0
     # Time an inventory sync may run when its source sets no timeout of its own.
     inventory_sync_timeout: float = 300.0
+    # Jobs this process runs at once (0: none, an API-only node).
+    workers: int = 2
+    # How often an idle worker looks for pending jobs, in seconds.
+    job_poll_interval: float = 1.0
+    # A running job's lease; its worker renews it, and a job whose lease ran
+    # out (its worker died) is marked `error` so its host may call back again.
+    job_lease_seconds: float = 60.0
+    # Fernet key for credential secrets; without it, secret_key_file is used
+    # (created with mode 0600 on first use; default: beside the SQLite
+    # database, or in the working directory).
+    secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: str | None = None
+
+    @property
+    def key_file_path(self) -> Path:
+        if self.secret_key_file:
+            return Path(self.secret_key_file)
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url[len(prefix):] not in ("", ":memory:"):
+            return Path(self.database_url[len(prefix):]).parent / "tornado-callback.key"
+        return Path("tornado-callback.key")
 
 
 def normalise_database_url(url: str) -> str:
@@ -167,6 +188,11 @@ def build_settings(**flags: Any) -> Settings:
         "auth_cache_seconds": float,
         "inventory_sync_wait": float,
         "inventory_sync_timeout": float,
+        "workers": int,
+        "job_poll_interval": float,
+        "job_lease_seconds": float,
+        "secret_key": str,
+        "secret_key_file": str,
     }
     for name, convert in converters.items():
         raw = flags.get(name)
@@ -178,6 +204,12 @@ def build_settings(**flags: Any) -> Settings:
             values[name] = convert(raw)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
+    for name, low in (("workers", 0), ("processes", 0)):
+        if values.get(name, low) < low:
+            raise ConfigError(f"{name} must be at least {low}")
+    for name in ("job_poll_interval", "job_lease_seconds"):
+        if values.get(name, 1.0) <= 0:
+            raise ConfigError(f"{name} must be a positive number of seconds")
     values["database_url"] = normalise_database_url(values.get("database_url", defaults.database_url))
     plugins_path = flags.get("plugins") or env_value("plugins")
     values["plugins"] = load_plugins_config(Path(plugins_path) if plugins_path else None)

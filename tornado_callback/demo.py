@@ -33,7 +33,13 @@ async def seed_demo(services: Services, workdir: Path) -> Demo:
     except InventoryError:
         inventory = await services.inventories.get_by_name_or_id(DEMO_INVENTORY)
     await services.inventories.save_host(
-        inventory.id, "localhost", {"ansible_connection": "local", "ansible_host": "127.0.0.1"}
+        inventory.id, "localhost", {
+            "ansible_connection": "local",
+            "ansible_host": "127.0.0.1",
+            # The Python running ansible-playbook: interpreter discovery may find
+            # one without ansible's needs (or a broken pyenv shim).
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        }
     )
     marker = workdir.resolve() / "demo-marker.txt"
     template = await services.templates.by_name(DEMO_TEMPLATE)

@@ -7,7 +7,7 @@ count-then-insert, keeps one active callback job per template and host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,11 @@ def job_url(job_id: int) -> str:
 
 
 class LaunchService:
+    def __init__(self) -> None:
+        # Called once a new job is committed, so that this process's workers
+        # start it now instead of at their next poll.
+        self.on_job_queued: Callable[[], None] = lambda: None
+
     def accepted_variables(self, template: JobTemplate, raw: Any) -> dict[str, Any]:
         """The launch-time variables the template takes from ``raw``, as API.md says.
 

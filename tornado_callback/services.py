@@ -14,13 +14,16 @@ from tornado_callback.accounts import Accounts
 from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
+from tornado_callback.credentials import Credentials
 from tornado_callback.index_refresh import IndexRefresher
 from tornado_callback.inventories import Inventories
 from tornado_callback.inventory_sync import InventorySync
+from tornado_callback.jobs import JobsService
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
 from tornado_callback.ratelimit import BadKeyLimiter
 from tornado_callback.resolution import ResolverChain
+from tornado_callback.secrets_box import SecretsBox
 from tornado_callback.store.database import Database
 from tornado_callback.templates import Templates
 
@@ -40,6 +43,8 @@ class Services:
     # Resolves host names into the index in the background; ``serve`` starts it.
     refresher: IndexRefresher
     inventory_sync: InventorySync
+    credentials: Credentials
+    jobs: JobsService
 
     @classmethod
     async def start(
@@ -82,6 +87,8 @@ class Services:
             records=Records(db),
             refresher=refresher,
             inventory_sync=inventory_sync,
+            credentials=Credentials(db, SecretsBox(settings.secret_key, settings.key_file_path)),
+            jobs=JobsService(db, accounts),
         )
 
     async def close(self) -> None:

@@ -1,0 +1,160 @@
+"""``tornado-callback worker`` processes: each job runs once, and a killed worker frees its host."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import PG_ENV
+from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
+
+from tornado_callback.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
+from tornado_callback.launch import MSG_ALREADY_PENDING
+from tornado_callback.resolution import HostRef
+from tornado_callback.store.models import JobTemplate
+
+pytestmark = pytest.mark.gen_test(timeout=120)
+
+CALLBACK = "/api/v2/job_templates/{}/callback/"
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def settings(database_url, plugins_config):
+    return job_settings(database_url, plugins_config, job_lease_seconds=2.0)
+
+
+@pytest.fixture
+def project(tmp_path):
+    return tmp_path / "project"
+
+
+@pytest.fixture
+def start_worker(settings, tmp_path, project):
+    """Start ``tornado-callback worker`` subprocesses; stop them (and their playbooks) afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(slots: int = 2) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update({
+            "TORNADO_CALLBACK_DATABASE_URL": settings.database_url,
+            "TORNADO_CALLBACK_WORKERS": str(slots),
+            "TORNADO_CALLBACK_JOB_POLL_INTERVAL": str(settings.job_poll_interval),
+            "TORNADO_CALLBACK_JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
+            "TORNADO_CALLBACK_SECRET_KEY": settings.secret_key,
+        })
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tornado_callback", "worker"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        process.stdout.close()
+    # A SIGKILLed worker leaves its ansible-playbook behind (it runs in its own
+    # session): end those, found by this test's private project path.
+    for pid in _pids_running(str(project)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _pids_running(needle: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, int]) -> list[int]:
+    """Pending callback jobs, created as the callback creates them."""
+    async with services.db.session() as session:
+        template = await session.get(JobTemplate, template_id)
+        jobs = [
+            await services.launcher.create_callback_job(session, template, HostRef(id=i, name=n), None, "test")
+            for n, i in host_ids.items()
+        ]
+        await session.commit()
+    return [j.id for j in jobs]
+
+
+@pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"needs PostgreSQL ({PG_ENV})")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
+    seed, services, start_worker, project, tmp_path
+):
+    runs = tmp_path / "runs.log"
+    # A lookup runs in ansible-playbook itself: no module to ship, so the 20 runs stay cheap.
+    playbook = write_playbook(project, "record.yml", f"""\
+    - name: Record this run
+      ansible.builtin.debug:
+        msg: "{{{{ lookup('ansible.builtin.pipe', 'echo ' ~ awx_job_id ~ ' >> {runs}') }}}}"
+""")
+    hosts = {f"host{n:02d}": dict(LOCALHOST_VARS, ansible_host=f"127.0.1.{n}") for n in range(20)}
+    world = await seed(hosts, project_dir=str(project), playbook=playbook)
+    job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
+
+    start_worker()
+    start_worker()
+    finished = [await wait_for_status(services, job_id, timeout=100) for job_id in job_ids]
+
+    assert [j.status for j in finished] == ["successful"] * 20
+    assert Counter(runs.read_text().split()) == Counter(str(i) for i in job_ids)
+    assert len({j.worker_id for j in finished}) == 2  # both processes took jobs
+
+
+async def test_a_killed_workers_job_ends_in_error_and_the_host_can_call_back(
+    fetch, seed, services, settings, start_worker, project
+):
+    playbook = write_playbook(project, "hold.yml", """\
+    - name: Hold the worker
+      ansible.builtin.pause:
+        seconds: 60
+""")
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook)
+    body = json.dumps({"host_config_key": world.key})
+    callback = CALLBACK.format(world.template_id)
+    response = await fetch(callback, method="POST", body=body, headers=JSON)
+    assert response.code == 202
+    job_id = json.loads(response.body)["job"]
+    worker = start_worker(slots=1)
+    job = await wait_for_status(services, job_id, ("running",), timeout=30)
+    while "TASK [Hold the worker]" not in job.result_stdout:
+        job = await wait_for_status(services, job_id, ("running",))
+
+    worker.kill()
+    worker.wait(timeout=10)
+    killed_at = time.monotonic()
+
+    blocked = await fetch(callback, method="POST", body=body, headers=JSON)
+    assert (blocked.code, json.loads(blocked.body)) == (400, {"msg": MSG_ALREADY_PENDING, "job": job_id})
+    sweeper = LeaseSweeper(services.db, settings)  # what every serve process runs
+    while (job := await wait_for_status(services, job_id, ("running", "error"))).status == "running":
+        assert time.monotonic() - killed_at < 15, "lease never expired"
+        await sweeper.sweep()
+        await asyncio.sleep(0.2)
+    assert (job.status, job.failed, job.job_explanation) == ("error", True, EXPLAIN_LEASE_EXPIRED)
+    assert job.finished is not None
+
+    again = await fetch(callback, method="POST", body=body, headers=JSON)
+    assert again.code == 202
+    assert json.loads(again.body)["job"] != job_id
