@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tests.conftest import basic_auth, trace_entry
+from tests.conftest import basic_auth, plugins_config_for, trace_entry
 from tornado_callback import hookimpl
-from tornado_callback.config import parse_plugins_config
 from tornado_callback.resolution import HostResolver, ResolverResult
 
 pytestmark = pytest.mark.gen_test
@@ -82,8 +81,7 @@ class TestPriorityFromPluginsToml:
 
     @pytest.fixture
     def plugins_config(self):
-        return parse_plugins_config({"resolvers": {"low": {"priority": 1000},
-                                                   "ip_match": {"enabled": False}}})
+        return plugins_config_for(low={"priority": 1000}, ip_match={"enabled": False})
 
     async def test_overridden_priority_runs_first(self, fetch, seed, admin):
         body = await explain(fetch, await seed(HOSTS), admin)
@@ -117,7 +115,7 @@ class TestFailuresBecomeTraceEntries:
 
     @pytest.fixture
     def plugins_config(self):
-        return parse_plugins_config({"resolvers": {"slow": {"timeout": 0.2}}})
+        return plugins_config_for(slow={"timeout": 0.2})
 
     async def test_timeout_and_error_do_not_stop_the_chain(self, fetch, seed, admin):
         body = await explain(fetch, await seed(HOSTS), admin)
