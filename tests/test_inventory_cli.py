@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import run_isolated
+from tests.helpers import run_cli
 from tests.inventory_scripts import InventoryScript
 from tornado_callback.ansible_inventory import InventoryRunError, parse_inventory_json
 from tornado_callback.store.database import Database
@@ -27,10 +27,7 @@ http_port=8080
 
 
 def cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tornado_callback", *args, "--database-url", database_url],
-        input=stdin, capture_output=True, text=True, timeout=120,
-    )
+    return run_cli(*args, "--database-url", database_url, cwd=Path.cwd(), input=stdin)
 
 
 def stored_hosts(database_url: str, inventory: str) -> dict[str, tuple[dict, list[str]]]:
@@ -43,7 +40,8 @@ def stored_hosts(database_url: str, inventory: str) -> dict[str, tuple[dict, lis
                 inventory_id = await session.scalar(select(Inventory.id).where(Inventory.name == inventory))
                 hosts = {h.id: h for h in await session.scalars(
                     select(Host).where(Host.inventory_id == inventory_id))}
-                keys = await session.scalars(select(HostKey).where(HostKey.inventory_id == inventory_id))
+                keys = await session.scalars(select(HostKey).where(
+                    HostKey.inventory_id == inventory_id, HostKey.kind == "address"))
                 addresses: dict[int, list[str]] = {i: [] for i in hosts}
                 for key in keys:
                     addresses[key.host_id].append(key.value)
