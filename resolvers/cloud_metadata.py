@@ -108,10 +108,7 @@ class CloudMetadataResolver(HostResolver):
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    options = settings.plugins.options(NAME)
-    unknown = set(options) - {"instance_id_variables", "trust_unsigned_claims"}
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    options = settings.plugins.options(NAME, known={"instance_id_variables", "trust_unsigned_claims"})
     variables = options.get("instance_id_variables", list(DEFAULT_INSTANCE_VARIABLES))
     if not isinstance(variables, list) or not all(isinstance(v, str) and v for v in variables):
         raise ConfigError(f"resolvers.{NAME}.instance_id_variables must be a list of variable names")

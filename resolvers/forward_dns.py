@@ -76,10 +76,7 @@ class ForwardDNSResolver(HostResolver):
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    options = settings.plugins.options(NAME)
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    options = settings.plugins.options(NAME, known=OPTIONS)
     interval = options.get("refresh_interval", 600)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
         raise ConfigError(f"resolvers.{NAME}.refresh_interval must be a number of seconds >= 1")

@@ -65,4 +65,4 @@ def _address_variables(options: Mapping[str, Any]) -> tuple[str, ...]:
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    return [IPMatchResolver(_address_variables(settings.plugins.options(NAME)))]
+    return [IPMatchResolver(_address_variables(settings.plugins.options(NAME, known={"address_variables"})))]

@@ -103,9 +103,7 @@ def _forward_confirm(settings: Settings) -> bool:
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    unknown = set(settings.plugins.options(NAME)) - OPTIONS
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    settings.plugins.options(NAME, known=OPTIONS)  # refuse unknown options before anything else
     # Two rounds: the PTR lookup, then forward confirmation.
     dns = DNSLookup(dns_settings(settings, NAME, rounds=2, cache=True))
     return [ReverseDNSResolver(dns, _forward_confirm(settings))]

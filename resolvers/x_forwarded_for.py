@@ -212,8 +212,5 @@ def _header(options: Mapping[str, Any]) -> str:
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    options = settings.plugins.options(NAME)
-    unknown = set(options) - {"trusted_proxies", "header"}
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    options = settings.plugins.options(NAME, known={"trusted_proxies", "header"})
     return [ForwardedForResolver(_trusted_proxies(options), _header(options))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -48,8 +48,13 @@ class PluginsConfig:
     def for_resolver(self, name: str) -> ResolverConfig:
         return self.resolvers.get(name) or ResolverConfig(name=name)
 
-    def options(self, name: str) -> Mapping[str, Any]:
-        return self.for_resolver(name).options
+    def options(self, name: str, known: Iterable[str] | None = None) -> Mapping[str, Any]:
+        """The resolver's own options; with ``known``, any other option is a ConfigError."""
+        options = self.for_resolver(name).options
+        unknown = set(options) - set(known) if known is not None else set()
+        if unknown:
+            raise ConfigError(f"resolvers.{name}: unknown option(s) {', '.join(sorted(unknown))}")
+        return options
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,7 @@ class HostTokenResolver(HostResolver):
 
 @hookimpl
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
-    options = settings.plugins.options(NAME)
-    unknown = set(options) - {"header", "variable"}
-    if unknown:
-        raise ConfigError(f"resolvers.{NAME}: unknown option(s) {', '.join(sorted(unknown))}")
+    options = settings.plugins.options(NAME, known={"header", "variable"})
     for key in ("header", "variable"):
         if key in options and not (isinstance(options[key], str) and options[key]):
             raise ConfigError(f"resolvers.{NAME}.{key} must be a non-empty string")
