@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -73,6 +74,19 @@ def start_worker(settings, tmp_path, project):
             pass
 
 
+async def wait_for_output(process: subprocess.Popen[bytes], text: bytes, timeout: float = 60) -> None:
+    """Read a worker's output (without blocking the loop) until ``text`` appears."""
+    seen = b""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in seen:
+        assert process.poll() is None, seen.decode(errors="replace")
+        assert asyncio.get_running_loop().time() < deadline, seen.decode(errors="replace")
+        if select.select([process.stdout], [], [], 0)[0]:
+            seen += os.read(process.stdout.fileno(), 65536)
+        else:
+            await asyncio.sleep(0.1)
+
+
 def _pids_running(needle: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -111,10 +125,10 @@ async def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
 """)
     hosts = {f"host{n:02d}": dict(LOCALHOST_VARS, ansible_host=f"127.0.1.{n}") for n in range(20)}
     world = await seed(hosts, project_dir=str(project), playbook=playbook)
+    # Both workers are polling before any job exists, so they compete for every job.
+    for worker in (start_worker(), start_worker()):
+        await wait_for_output(worker, b"job slot(s)")
     job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
-
-    start_worker()
-    start_worker()
     finished = [await wait_for_status(services, job_id, timeout=100) for job_id in job_ids]
 
     assert [j.status for j in finished] == ["successful"] * 20

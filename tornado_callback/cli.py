@@ -236,7 +236,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     workdir = Path.cwd()
 
     async def prepare() -> str | None:
-        services = await Services.start(settings)
+        services = await Services.start(settings, reindex=True)
         try:
             if args.demo:
                 return demo_banner(await seed_demo(services, workdir), base_url(settings))

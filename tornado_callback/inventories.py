@@ -104,6 +104,9 @@ class Inventories:
         """Rebuild the whole index when the resolvers that fill it changed; returns hosts indexed."""
         fingerprint = self.chain.index_fingerprint
         async with self.db.session() as session:
+            # Servers starting together on one PostgreSQL database rebuild one
+            # at a time; SQLite's single writer serialises them already.
+            await queries.lock_index_rebuild(session)
             if await queries.index_fingerprint(session) == fingerprint:
                 return 0
             count = 0

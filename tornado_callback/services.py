@@ -53,8 +53,15 @@ class Services:
         plugin_manager: pluggy.PluginManager | None = None,
         *,
         upgrade: bool = True,
+        reindex: bool = False,
     ) -> Services:
-        """Connect, bring the schema up to date, and rebuild the host index if the resolvers changed."""
+        """Connect and bring the schema up to date.
+
+        ``reindex`` (what ``serve`` asks for) also rebuilds the host index when
+        the resolvers that fill it changed. Other commands and worker processes
+        never do: run with another plugins.toml, they would rebuild the index
+        the servers match against with the wrong resolvers.
+        """
         pm = plugin_manager or make_plugin_manager()
         chain = build_chain(pm, settings)
         db = Database(settings.database_url)
@@ -63,7 +70,8 @@ class Services:
                 await db.upgrade()
             accounts = Accounts(db, settings.auth_cache_seconds)
             inventories = Inventories(db, chain)
-            await inventories.ensure_index()
+            if reindex:
+                await inventories.ensure_index()
         except BaseException:
             await db.close()
             raise

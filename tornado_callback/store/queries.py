@@ -81,6 +81,15 @@ async def hosts_page(
     return (await session.execute(stmt.order_by(Host.id).limit(limit))).all()
 
 
+INDEX_REBUILD_LOCK = 0x74636278  # an application-wide PostgreSQL advisory lock key
+
+
+async def lock_index_rebuild(session: AsyncSession) -> None:
+    """Hold the index-rebuild lock until the session's transaction ends (PostgreSQL only)."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(INDEX_REBUILD_LOCK)))
+
+
 async def index_fingerprint(session: AsyncSession) -> str | None:
     return await session.scalar(select(IndexState.fingerprint).where(IndexState.id == 1))
 

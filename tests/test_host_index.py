@@ -1,0 +1,47 @@
+"""The host index follows the resolvers: rebuilt by ``serve`` when they change, never by others."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import plugins_config_for
+from tornado_callback.config import Settings
+from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.services import Services
+from tornado_callback.store.models import HostKey
+
+pytestmark = pytest.mark.gen_test(timeout=60)
+
+
+async def addresses(services: Services) -> list[str]:
+    async with services.db.session() as session:
+        return sorted(await session.scalars(select(HostKey.value).where(HostKey.kind == "address")))
+
+
+def start(settings: Settings, **kwargs):
+    return Services.start(settings, make_plugin_manager(load_entrypoints=False), upgrade=False, **kwargs)
+
+
+async def test_changed_resolver_options_rebuild_the_index_only_when_serving(services, seed, settings):
+    world = await seed({"web1": {"ansible_host": "10.0.0.1", "vpc_ip": "10.9.9.9"}})
+    assert await addresses(services) == ["10.0.0.1"]
+    changed = Settings(database_url=settings.database_url,
+                       plugins=plugins_config_for(ip_match={"address_variables": ["vpc_ip"]}))
+
+    worker = await start(changed)  # a worker or a command: leaves the index alone
+    try:
+        assert await addresses(worker) == ["10.0.0.1"]
+    finally:
+        await worker.close()
+
+    servers = await asyncio.gather(start(changed, reindex=True), start(changed, reindex=True))
+    try:
+        assert await addresses(servers[0]) == ["10.9.9.9"]
+        lookup = servers[0].inventories.lookup(world.inventory_id)
+        assert [h.name for h in await lookup.find("address", ["10.9.9.9"])] == ["web1"]
+    finally:
+        for server in servers:
+            await server.close()
