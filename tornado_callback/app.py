@@ -15,6 +15,7 @@ from tornado.netutil import bind_sockets
 from tornado.process import fork_processes, task_id
 
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.handlers.admin import admin_routes
 from tornado_callback.handlers.base import NotFoundHandler
 from tornado_callback.handlers.callback import CallbackHandler
 from tornado_callback.handlers.ping import PingHandler
@@ -33,7 +34,8 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
 def make_app(services: Services) -> tornado.web.Application:
     args = {"services": services}
     return tornado.web.Application(
-        [(pattern, handler, args) for pattern, handler in ROUTES],
+        [(pattern, handler, args) for pattern, handler in ROUTES]
+        + [(pattern, handler, {**args, **extra}) for pattern, handler, extra in admin_routes()],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         # Tornado's own "Uncaught exception" log carries no request body or

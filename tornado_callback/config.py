@@ -71,6 +71,8 @@ class Settings:
     # How long a verified Basic credential is remembered, so that admins' GETs
     # do not pay for an argon2 verification each time.
     auth_cache_seconds: float = 60.0
+    # Fernet key sealing credential secrets at rest; without it secrets are refused.
+    secret_key: str | None = field(default=None, repr=False)
 
 
 def normalise_database_url(url: str) -> str:
@@ -160,6 +162,7 @@ def build_settings(**flags: Any) -> Settings:
         "bad_key_limit": int,
         "bad_key_window": float,
         "auth_cache_seconds": float,
+        "secret_key": str,
     }
     for name, convert in converters.items():
         raw = flags.get(name)

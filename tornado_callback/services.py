@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import pluggy
 
 from tornado_callback.accounts import Accounts
+from tornado_callback.admin.catalog import RESOURCES
+from tornado_callback.admin.sealing import make_sealer
+from tornado_callback.admin.service import AdminService
+from tornado_callback.admin.template_actions import TemplateActions
 from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
@@ -35,6 +39,8 @@ class Services:
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
+    admin: AdminService
+    template_actions: TemplateActions
 
     @classmethod
     async def start(
@@ -58,6 +64,7 @@ class Services:
             await db.close()
             raise
         launcher = LaunchService()
+        admin = AdminService(db, accounts, inventories, make_sealer(settings.secret_key), RESOURCES)
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
         return cls(
             settings=settings,
@@ -70,6 +77,8 @@ class Services:
             launcher=launcher,
             callbacks=CallbackService(db, chain, inventories, launcher, accounts, limiter),
             records=Records(db),
+            admin=admin,
+            template_actions=TemplateActions(admin, launcher),
         )
 
     async def close(self) -> None:
