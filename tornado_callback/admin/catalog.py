@@ -79,6 +79,9 @@ def callback_needs_inventory(values: Mapping[str, Any]) -> dict[str, list[str]]:
 
 class UserHooks(Hooks):
     async def before_flush(self, ctx: WriteContext, obj: User) -> None:
+        if obj.id == ctx.principal.id and ctx.changes.get("is_superuser") is False:
+            # Nobody locks themselves (perhaps the last superuser) out by accident.
+            raise ValidationError.one("is_superuser", "You cannot remove your own superuser status.")
         if "password" in ctx.changes:
             obj.password_hash = await ctx.admin.accounts.hash_password(ctx.changes["password"])
 

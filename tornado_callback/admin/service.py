@@ -330,6 +330,8 @@ class AdminService:
         resource = self.resource(name)
         async with self.db.session() as session:
             obj = await self.visible_object(session, resource, principal, obj_id, "change")
+            if isinstance(obj, User) and obj.id == principal.id:
+                raise ServiceError.detail("You cannot delete your own user.")
             await session.delete(obj)
             if isinstance(resource.access, RoleScoped) and resource.access.owner == "id":
                 # Ids can be reused (SQLite): roles must not outlive their object.
