@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import basic_auth
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
+from tests.conftest import basic_auth
 from tornado_callback.admin.catalog import MSG_CALLBACK_NEEDS_INVENTORY
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.handlers.admin import admin_routes
@@ -96,7 +96,7 @@ async def test_token_is_shown_once_stored_hashed_and_revocable(services, fetch, 
     _, listed = await call(fetch, "GET", f"{API}/tokens/", user)
     assert listed["count"] == 2
     _, root_tokens = await call(fetch, "GET", f"{API}/tokens/", root)
-    root_own = [t for t in root_tokens["results"] if t["user"] != shown["user"]][0]
+    root_own = next(t for t in root_tokens["results"] if t["user"] != shown["user"])
     assert (await call(fetch, "GET", root_own["url"], user))[0] == 404
     assert (await call(fetch, "DELETE", created["url"], user))[0] == 204
     assert (await call(fetch, "GET", f"{API}/me/", bearer))[0] == 401

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
-from tornado_callback.accounts import Principal
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.handlers.admin import admin_routes
 

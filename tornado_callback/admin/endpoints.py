@@ -12,7 +12,13 @@ from typing import Any
 
 from tornado_callback.admin.catalog import MEMBERSHIPS, RESOURCES, SUB_LISTS
 from tornado_callback.admin.grants import ROLE_ENTRY_SCHEMA, grant_schema
-from tornado_callback.admin.resource import API, Membership, Resource, RoleScoped, SubList
+from tornado_callback.admin.resource import (
+    API,
+    Membership,
+    Resource,
+    RoleScoped,
+    SubList,
+)
 from tornado_callback.admin.template_actions import (
     LAUNCH_BODY_SCHEMA,
     LAUNCH_INFO_SCHEMA,

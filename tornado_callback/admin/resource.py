@@ -177,7 +177,7 @@ class Resource:
     # (name, path below the object's url) of sub-resources in "related".
     related: tuple[tuple[str, str], ...] = ()
     checks: tuple[Check, ...] = ()
-    hooks: Hooks = Hooks()
+    hooks: Hooks = field(default_factory=Hooks)
     writable: bool = True
     has_detail: bool = True
     newest_first: bool = False

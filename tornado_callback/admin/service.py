@@ -25,9 +25,20 @@ from tornado_callback.admin.fields import (
     ValidationError,
     storable_text,
 )
-from tornado_callback.admin.resource import Membership, Resource, RoleScoped, SubList, WriteContext
+from tornado_callback.admin.resource import (
+    Membership,
+    Resource,
+    RoleScoped,
+    SubList,
+    WriteContext,
+)
 from tornado_callback.admin.sealing import Sealer
-from tornado_callback.errors import NotAuthenticated, NotFound, PermissionDenied, ServiceError
+from tornado_callback.errors import (
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+)
 from tornado_callback.inventories import Inventories
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database

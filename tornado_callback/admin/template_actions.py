@@ -12,7 +12,13 @@ import re
 from typing import Any
 
 from tornado_callback.accounts import Principal
-from tornado_callback.admin.fields import Invalid, String, ValidationError, Variables, storable_text
+from tornado_callback.admin.fields import (
+    Invalid,
+    String,
+    ValidationError,
+    Variables,
+    storable_text,
+)
 from tornado_callback.admin.service import AdminService
 from tornado_callback.errors import ServiceError
 from tornado_callback.launch import LaunchRefused, LaunchService, job_url

@@ -21,7 +21,13 @@ from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
 from tornado_callback.admin.service import ListQuery, Page
 from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
-from tornado_callback.handlers.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, APIError, APIHandler, bad_request
+from tornado_callback.handlers.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    APIError,
+    APIHandler,
+    bad_request,
+)
 from tornado_callback.services import Services
 
 T = TypeVar("T")
