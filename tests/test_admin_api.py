@@ -286,6 +286,22 @@ async def test_survey_spec_round_trip_and_validation(services, fetch, root):
     assert await call(fetch, "GET", url, root) == (200, {})
 
 
+async def test_survey_password_defaults_are_never_shown(services, fetch, root):
+    world = await world_of(services, root)
+    url = f"{API}/job_templates/{world.template}/survey_spec/"
+    question = {"question_name": "Pass?", "variable": "db_password", "type": "password", "default": "hunter2"}
+    await call(fetch, "POST", url, root, {"spec": [question]})
+    _, shown = await call(fetch, "GET", url, root)
+    assert shown["spec"][0]["default"] == "$encrypted$"
+    # Sending the survey back as read keeps the stored default.
+    assert (await call(fetch, "POST", url, root, {**shown, "name": "again"}))[0] == 204
+    await call(fetch, "PATCH", f"{API}/job_templates/{world.template}/", root, {"survey_enabled": True})
+    _, launched = await call(fetch, "POST", f"{API}/job_templates/{world.template}/launch/", root, {})
+    async with services.db.session() as session:
+        job = await session.get(Job, launched["job"])
+    assert job.extra_vars == {"db_password": "hunter2"}
+
+
 async def test_manual_launch_through_the_launch_service(services, fetch, root):
     world = await world_of(services, root)
     template = f"{API}/job_templates/{world.template}/"

@@ -341,8 +341,10 @@ class AdminService:
         resource = self.resource(name)
         async with self.db.session() as session:
             obj = await self.visible_object(session, resource, principal, obj_id, "change")
-            if isinstance(obj, User) and obj.id == principal.id:
-                raise ServiceError.detail("You cannot delete your own user.")
+            if isinstance(obj, User):
+                if obj.id == principal.id:
+                    raise ServiceError.detail("You cannot delete your own user.")
+                self.accounts.forget_verified()
             await session.delete(obj)
             if isinstance(resource.access, RoleScoped) and resource.access.owner == "id":
                 # Ids can be reused (SQLite): roles must not outlive their object.

@@ -13,6 +13,7 @@ from typing import Any
 
 from tornado_callback.accounts import Principal
 from tornado_callback.admin.fields import (
+    ENCRYPTED,
     Invalid,
     String,
     ValidationError,
@@ -115,6 +116,19 @@ def _question_errors(index: int, question: Any, seen: set[str]) -> list[str]:
     return errors
 
 
+def is_secret_default(question: dict[str, Any]) -> bool:
+    return question.get("type") == "password" and question.get("default") not in (None, "")
+
+
+def kept_secret_defaults(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """A password default sent back as ``$encrypted$`` keeps the stored one (it was never shown)."""
+    stored = {q.get("variable"): q.get("default") for q in old.get("spec", []) if is_secret_default(q)}
+    return {**new, "spec": [
+        {**q, "default": stored.get(q["variable"], "")} if q.get("default") == ENCRYPTED else q
+        for q in new.get("spec", [])
+    ]} if new else new
+
+
 def validate_survey_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise ServiceError.detail("The body must be a JSON object.")
@@ -149,7 +163,13 @@ class TemplateActions:
             )
 
     async def survey_spec(self, principal: Principal, template_id: int) -> dict[str, Any]:
-        return (await self._template(principal, template_id, "read")).survey_spec or {}
+        """The survey, with the defaults of password questions shown as ``$encrypted$``, as AWX does."""
+        spec = (await self._template(principal, template_id, "read")).survey_spec or {}
+        if not spec:
+            return {}
+        return {**spec, "spec": [
+            {**q, "default": ENCRYPTED} if is_secret_default(q) else q for q in spec.get("spec", [])
+        ]}
 
     async def set_survey_spec(self, principal: Principal, template_id: int, spec: Any) -> None:
         """Replace the survey (``None`` removes it). Enabling it is the template's ``survey_enabled``."""
@@ -158,7 +178,7 @@ class TemplateActions:
             template = await self.admin.visible_object(
                 session, self.admin.resource("job_templates"), principal, template_id, "change"
             )
-            template.survey_spec = spec
+            template.survey_spec = kept_secret_defaults(spec, template.survey_spec or {})
             await session.commit()
 
     async def launch_info(self, principal: Principal, template_id: int) -> dict[str, Any]:
