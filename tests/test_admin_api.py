@@ -362,5 +362,12 @@ async def test_unsupported_method_is_a_json_405(fetch, root):
 
 
 async def test_ids_that_cannot_exist_are_not_found(fetch, root):
-    for path in ("/api/v2/hosts/abc/", "/api/v2/hosts/99999999999999999999/", "/api/v2/hosts/0/"):
-        assert (await call(fetch, "GET", path, root))[0] == 404
+    for path in ("/api/v2/hosts/abc/", "/api/v2/hosts/99999999999999999999/", "/api/v2/hosts/0/",
+                 "/api/v2/hosts/--5/", f"/api/v2/hosts/{'9' * 5000}/"):
+        assert (await call(fetch, "GET", path, root))[0] == 404, path
+
+
+@pytest.mark.parametrize("query", ["page=" + "1" * 5000, "inventory=" + "1" * 5000, "inventory=--5",
+                                   "enabled=maybe", "order_by=name,-nope"])
+async def test_unusable_query_values_are_400(fetch, root, query):
+    assert (await call(fetch, "GET", f"{API}/hosts/?{query}", root))[0] == 400

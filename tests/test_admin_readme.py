@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 def test_readme_curl_setup_works_verbatim(tmp_path: Path) -> None:
-    blocks = re.findall(r"^```sh\n(.*?)^```$", README.read_text(), flags=re.S | re.M)
+    blocks = re.findall(r"^```sh\n(.*?)^```$", README.read_text(), flags=re.DOTALL | re.MULTILINE)
     script = "set -eu\n" + "\n".join(blocks).replace("8052", str(free_port())) + "\nkill %1\nwait\n"
     env = {key: value for key, value in os.environ.items() if not key.startswith("TORNADO_CALLBACK_")}
     # The README's `tornado-callback` is this checkout's, from this virtualenv.

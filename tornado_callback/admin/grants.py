@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from tornado_callback.accounts import ROLE_IMPLIES, Principal
-from tornado_callback.admin.fields import INT_MAX, DateTime, ValidationError
+from tornado_callback.admin.fields import (
+    INT_MAX,
+    DateTime,
+    Invalid,
+    String,
+    ValidationError,
+)
 from tornado_callback.admin.resource import RoleScoped
 from tornado_callback.admin.service import AdminService, ListQuery, Page
 from tornado_callback.errors import ServiceError
@@ -20,6 +26,7 @@ from tornado_callback.store import queries
 from tornado_callback.store.models import RoleAssignment, User
 
 GRANT_KEYS = frozenset({"user", "username", "role", "disassociate"})
+USERNAME = String("username", max_length=150)
 
 
 def grant_schema(resource_type: str) -> dict[str, Any]:
@@ -89,8 +96,11 @@ def parse_grant(resource_type: str, body: Any) -> tuple[int | None, str | None, 
     if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)
                                 or not 0 < user_id <= INT_MAX):
         errors["user"] = ["A valid integer id is required."]
-    if username is not None and not isinstance(username, str):
-        errors["username"] = ["Not a valid string."]
+    if username is not None:
+        try:
+            USERNAME.parse(username)
+        except Invalid as e:
+            errors["username"] = [str(e)]
     if user_id is None and username is None:
         errors["user"] = ["Give a user id (user) or a user name (username)."]
     role = body.get("role")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import tornado.web
 
 from tornado_callback.admin.endpoints import Endpoint, admin_endpoints
-from tornado_callback.admin.fields import INT_MAX
+from tornado_callback.admin.fields import INT_MAX, Invalid, integer_text
 from tornado_callback.admin.grants import change_role, list_roles
 from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
@@ -59,9 +59,13 @@ class AdminHandler(APIHandler):
 
     def object_id(self, text: str) -> int:
         """An id from the path; anything that cannot be one is simply not found."""
-        if not text.isascii() or not text.isdigit() or not 0 < int(text) <= INT_MAX:
+        try:
+            value = integer_text(text)
+        except Invalid:
+            value = 0
+        if not 0 < value <= INT_MAX:
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        return int(text)
+        return value
 
     def json_body(self) -> Any:
         if not self.request.body:
