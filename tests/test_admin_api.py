@@ -118,7 +118,9 @@ async def test_variables_accept_object_json_or_yaml_and_read_back_as_json_text(f
     ({"name": "a\x00b"}, {"name": ["Null characters are not allowed."]}),
     ({"name": "i", "colour": "red"}, {"colour": ["Unknown field."]}),
     ({"name": "i", "variables": "[1, 2]"}, {"variables": ["Variables must be a mapping of variable names to values"]}),
-    ({"name": "i", "variables": "a: 2020-01-01"}, {"variables": ["Values must be JSON data."]}),
+    ({"name": "i", "variables": "a: 2020-01-01"},
+     {"variables": ["Variables must hold JSON data only (quote dates and times)"]}),
+    ({"name": "i", "variables": {"a": "\ud800"}}, {"variables": ["Not valid Unicode text."]}),
 ])
 async def test_validation_errors_name_the_field(fetch, root, body, errors):
     status, answer = await call(fetch, "POST", f"{API}/inventories/", root, body)

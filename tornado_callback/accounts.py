@@ -98,7 +98,7 @@ class Accounts:
         self.forget_verified()
 
     def forget_verified(self) -> None:
-        """Drop cached logins: a changed password, role or user must count at once."""
+        """Drop cached logins: a changed password, or a changed or deleted user, counts at once."""
         self._verified.clear()
 
     async def create_token(self, username: str, description: str = "") -> str:

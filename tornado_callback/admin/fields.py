@@ -180,13 +180,12 @@ class Variables(Field):
     def parse(self, value: Any) -> dict[str, Any]:
         try:
             parsed = parse_variables(value)
-            # YAML can give dates, NaN or lone surrogates: none survives a JSON column.
-            text = json.dumps(parsed, ensure_ascii=False, allow_nan=False)
-        except (ExtraVarsError, ValueError, TypeError) as e:
-            message = str(e) if isinstance(e, ExtraVarsError) else "Values must be JSON data."
-            raise Invalid(message.replace("extra_vars", "Variables")) from e
-        storable_text(text.replace("\\u0000", "\x00"))
-        return json.loads(text)
+        except ExtraVarsError as e:
+            raise Invalid(str(e).replace("extra_vars", "Variables")) from e
+        # Lone surrogates and NUL (JSON escapes allow both) cannot be written out as
+        # UTF-8 text for ansible: refuse them now rather than when a job runs.
+        storable_text(json.dumps(parsed, ensure_ascii=False).replace("\\u0000", "\x00"))
+        return parsed
 
     def render(self, value: Any) -> str:
         return json.dumps(value or {}, indent=2) if value else ""
