@@ -45,6 +45,10 @@ class Operation:
     paged: bool = False  # the response is a page of ``response``
     list_of: str | None = None  # the resource whose list parameters apply
     authenticated: bool = True
+    # Statuses other than success this operation answers with; None: the admin API's usual ones.
+    errors: tuple[int, ...] | None = None
+    parameters: tuple[dict[str, Any], ...] = ()
+    request_types: tuple[str, ...] = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,71 @@ def _membership(spec: Membership) -> Endpoint:
     ), resource=child.name, membership=spec)
 
 
+PAGE_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
+    {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+)
+CALLBACK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["host_config_key"],
+    "properties": {
+        "host_config_key": {"type": "string"},
+        "extra_vars": {"oneOf": [{"type": "object"}, {"type": "string"}],
+                       "description": "Applied with ask_variables_on_launch, or the survey's variables."},
+        "cloud_identity": {"type": "object", "description": "A signed instance identity document."},
+    },
+}
+CALLBACK_ACCEPTED: dict[str, Any] = {
+    "type": "object", "required": ["job", "url"],
+    "properties": {"job": {"type": "integer"}, "url": {"type": "string"}},
+}
+CALLBACK_EXPLAINED: dict[str, Any] = {
+    "type": "object",
+    "required": ["host_config_key", "matching_hosts", "remote", "resolution"],
+    "properties": {
+        "host_config_key": {"type": "string"},
+        "matching_hosts": {"type": "array", "items": {"type": "string"}},
+        "remote": {"type": "object", "properties": {
+            "peer": {"type": "string"},
+            "addresses": {"type": "array", "items": {"type": "string"}},
+            "names": {"type": "array", "items": {"type": "string"}}}},
+        "resolution": {"type": "array", "items": {"type": "object", "properties": {
+            "resolver": {"type": "string"}, "priority": {"type": "integer"},
+            "outcome": {"type": "string", "enum": ["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]},
+            "evidence": {"type": "array", "items": {"type": "string"}},
+            "hosts": {"type": "array", "items": {"type": "string"}},
+            "elapsed_ms": {"type": "number"}}}},
+    },
+}
+
+
+def public_endpoints() -> list[Endpoint]:
+    """The server's health check and the provisioning callback (API.md sections 1 and 3)."""
+    return [
+        Endpoint(f"{API}/ping/", "ping", (
+            Operation("GET", "Whether the server and its database are up", 200, authenticated=False,
+                      errors=(), response={"type": "object", "required": ["version", "database"],
+                                           "properties": {"version": {"type": "string"},
+                                                          "database": {"type": "boolean"}}}),)),
+        Endpoint(f"{API}/job_templates/{{id}}/callback/", "callback", (
+            Operation("GET", "Which host this request (or a simulated one) would match, and why "
+                      "(template admin role)", 200, response=CALLBACK_EXPLAINED, parameters=(
+                          *PAGE_PARAMETERS,
+                          {"name": "search", "in": "query", "schema": {"type": "string"}},
+                          {"name": "address", "in": "query", "schema": {"type": "string"},
+                           "description": "Evaluate as if the TCP peer were this IP address."},
+                          {"name": "header", "in": "query", "description": "Name: value, repeatable",
+                           "schema": {"type": "array", "items": {"type": "string"}}})),
+            Operation("POST", "A host asks to be configured, proving itself with the template's key",
+                      202, request=CALLBACK_BODY, response=CALLBACK_ACCEPTED, authenticated=False,
+                      errors=(400, 403, 404, 413, 415, 429),
+                      request_types=("application/json", "application/x-www-form-urlencoded")),
+        )),
+    ]
+
+
 def admin_endpoints() -> list[Endpoint]:
-    found = [
+    found = public_endpoints() + [
         Endpoint(f"{API}/me/", "me", (
             Operation("GET", "The caller's own user, as a one-item list", 200, response="user", paged=True),)),
         Endpoint(f"{API}/openapi.json", "openapi", (

@@ -6,11 +6,12 @@ come from the fields; paths, parameters and answers from the endpoints.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from tornado_callback import __version__
 from tornado_callback.admin.catalog import RESOURCES
-from tornado_callback.admin.endpoints import Endpoint, Operation
+from tornado_callback.admin.endpoints import PAGE_PARAMETERS, Endpoint, Operation
 from tornado_callback.admin.fields import INT_MAX, Variables
 from tornado_callback.admin.resource import Resource
 from tornado_callback.admin.service import timestamps
@@ -92,30 +93,25 @@ def operation(endpoint: Endpoint, op: Operation) -> dict[str, Any]:
     if op.list_of:
         parameters += list_parameters(RESOURCES[op.list_of])
     elif op.paged:
-        parameters += list_parameters_plain()
+        parameters += list(PAGE_PARAMETERS)
+    parameters += list(op.parameters)
     if parameters:
         out["parameters"] = parameters
     if op.request is not None:
         out["requestBody"] = {"required": True,
-                              "content": {"application/json": {"schema": schema_of(op.request)}}}
+                              "content": {kind: {"schema": schema_of(op.request)} for kind in op.request_types}}
     success: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         body = schema_of(op.response)
         success["content"] = {"application/json": {"schema": paged(body) if op.paged else body}}
     responses = {str(op.status): success}
-    if op.authenticated:
-        responses.update({status: {**ERROR, "description": text} for status, text in ERROR_STATUSES.items()})
-    else:
+    errors = op.errors if op.errors is not None else tuple(int(s) for s in ERROR_STATUSES)
+    responses.update({str(status): {**ERROR, "description": ERROR_STATUSES.get(str(status), HTTPStatus(status).phrase)}
+                      for status in errors})
+    if not op.authenticated:
         out["security"] = []
     out["responses"] = responses
     return out
-
-
-def list_parameters_plain() -> list[dict[str, Any]]:
-    return [
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": INT_MAX}},
-        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
-    ]
 
 
 def openapi_document(endpoints: list[Endpoint]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from tornado_callback.handlers.base import (
     APIHandler,
     bad_request,
 )
+from tornado_callback.handlers.callback import CallbackHandler
+from tornado_callback.handlers.ping import PingHandler
 from tornado_callback.services import Services
 
 T = TypeVar("T")
@@ -220,6 +222,7 @@ HANDLERS: dict[str, type[AdminHandler]] = {
     "list": ListHandler, "detail": DetailHandler, "sub_list": SubListHandler,
     "members": MembersHandler, "roles": RolesHandler, "survey_spec": SurveySpecHandler,
     "launch": LaunchHandler, "me": MeHandler, "openapi": OpenAPIHandler,
+    "ping": PingHandler, "callback": CallbackHandler,
 }
 
 
@@ -229,5 +232,10 @@ def route_pattern(path: str) -> str:
     return pattern[:-1] + "/?" if pattern.endswith("/") else pattern
 
 
-def admin_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
-    return [(route_pattern(e.path), HANDLERS[e.kind], {"endpoint": e}) for e in admin_endpoints()]
+def api_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
+    """Every declared endpoint's route; admin handlers also receive their declaration."""
+    return [
+        (route_pattern(e.path), HANDLERS[e.kind],
+         {"endpoint": e} if issubclass(HANDLERS[e.kind], AdminHandler) else {})
+        for e in admin_endpoints()
+    ]
