@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
 from tests.conftest import basic_auth
 from tornado_callback.admin.catalog import MSG_CALLBACK_NEEDS_INVENTORY
-from tornado_callback.admin.endpoints import admin_endpoints
+from tornado_callback.admin.endpoints import api_endpoints
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.store.models import Credential, Job
 
@@ -39,7 +39,7 @@ async def test_openapi_document_describes_every_admin_route(fetch):
     assert response.code == 200
     document = json.loads(response.body)
     assert document["openapi"].startswith("3.")
-    served = {endpoint.path for endpoint in admin_endpoints()}
+    served = {endpoint.path for endpoint in api_endpoints()}
     assert set(document["paths"]) == served
     host = document["components"]["schemas"]["host"]
     assert {"id", "type", "url", "related", "created", "modified", "variables"} <= set(host["properties"])

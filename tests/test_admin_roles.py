@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
-from tornado_callback.admin.endpoints import admin_endpoints
+from tornado_callback.admin.endpoints import api_endpoints
 from tornado_callback.config import PluginsConfig, Settings
 
 pytestmark = pytest.mark.gen_test
@@ -118,7 +118,7 @@ async def test_who_may_do_what(services, fetch, method, path, body, expected):
 
 
 async def test_every_admin_route_answers_401_with_a_challenge_without_credentials(services, fetch):
-    for endpoint in admin_endpoints():
+    for endpoint in api_endpoints():
         path = endpoint.path.replace("{id}", "1")
         for operation in endpoint.operations:
             if not operation.authenticated:

@@ -1,4 +1,4 @@
-"""Every admin endpoint, declared once: the route table and the OpenAPI document both read this list.
+"""Every endpoint of the API, declared once: the route table and the OpenAPI document both read this list.
 
 An ``Endpoint`` names the handler kind that serves it, what it serves (a
 resource, a sub-list, an association) and its operations with their bodies
@@ -172,7 +172,7 @@ def public_endpoints() -> list[Endpoint]:
     ]
 
 
-def admin_endpoints() -> list[Endpoint]:
+def api_endpoints() -> list[Endpoint]:
     found = public_endpoints() + [
         Endpoint(f"{API}/me/", "me", (
             Operation("GET", "The caller's own user, as a one-item list", 200, response="user", paged=True),)),

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import tornado.web
 
-from tornado_callback.admin.endpoints import Endpoint, admin_endpoints
+from tornado_callback.admin.endpoints import Endpoint, api_endpoints
 from tornado_callback.admin.fields import INT_MAX, Invalid, integer_text
 from tornado_callback.admin.grants import change_role, list_roles
 from tornado_callback.admin.memberships import change_membership
@@ -215,7 +215,7 @@ class OpenAPIHandler(AdminHandler):
         """Public, like AWX's schema: it describes the API, it holds no data."""
 
     async def get(self) -> None:
-        self.write_json(openapi_document(admin_endpoints()))
+        self.write_json(openapi_document(api_endpoints()))
 
 
 HANDLERS: dict[str, type[AdminHandler]] = {
@@ -237,5 +237,5 @@ def api_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, 
     return [
         (route_pattern(e.path), HANDLERS[e.kind],
          {"endpoint": e} if issubclass(HANDLERS[e.kind], AdminHandler) else {})
-        for e in admin_endpoints()
+        for e in api_endpoints()
     ]
