@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.admin_helpers import free_port
+
 README = Path(__file__).parent.parent / "docs" / "README-admin.md"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_readme_curl_setup_works_verbatim(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.admin_helpers import free_port
+
 # The run's own token must survive it.
 EXCLUDED = r"^/api/v2/tokens/\{id\}/$"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(env: dict[str, str], *args: str, stdin: str = "") -> str:

@@ -19,7 +19,7 @@ from tornado_callback.admin.fields import INT_MAX, Invalid, integer_text
 from tornado_callback.admin.grants import change_role, list_roles
 from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
-from tornado_callback.admin.service import ListQuery, Page
+from tornado_callback.admin.service import AdminService, ListQuery, Page
 from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
 from tornado_callback.handlers.base import (
     DEFAULT_PAGE_SIZE,
@@ -44,7 +44,7 @@ class AdminHandler(APIHandler):
         self.endpoint = endpoint
 
     @property
-    def admin(self) -> Any:
+    def admin(self) -> AdminService:
         return self.services.admin
 
     async def prepare(self) -> None:
