@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -129,9 +130,14 @@ def plugins_config() -> PluginsConfig:
     return plugins_config_for()
 
 
+# Credential secrets need a key; without one a key file would be created in the
+# working directory (with PostgreSQL), i.e. in the checkout.
+TEST_SECRET_KEY = Fernet.generate_key().decode()
+
+
 @pytest.fixture
 def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
-    return Settings(database_url=database_url, plugins=plugins_config)
+    return Settings(database_url=database_url, plugins=plugins_config, secret_key=TEST_SECRET_KEY)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
+from tests.conftest import TEST_SECRET_KEY
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.executor import WorkerPool, start_workers
 from tornado_callback.services import Services
@@ -24,7 +24,6 @@ LOCALHOST_VARS = {
     "ansible_connection": "local",
     "ansible_python_interpreter": "{{ ansible_playbook_python }}",
 }
-TEST_SECRET_KEY = Fernet.generate_key().decode()
 
 
 def job_settings(database_url: str, plugins: PluginsConfig, **overrides: Any) -> Settings:

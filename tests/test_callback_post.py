@@ -76,7 +76,7 @@ async def test_extra_vars_ignored_when_template_does_not_ask(fetch, seed, servic
     assert jobs[0].extra_vars == {"base": 0}
 
 
-@pytest.mark.parametrize("extra_vars", ["[1, 2]", "a: [", "&a x: *a", 5])
+@pytest.mark.parametrize("extra_vars", ["[1, 2]", "a: [", "&a x: *a", 5, "when: 2020-01-01", "x: .nan"])
 async def test_unusable_extra_vars_are_refused_with_a_message(fetch, seed, extra_vars):
     world = await seed({"web1": LOCAL}, ask_variables_on_launch=True)
     response = await post_json(fetch, world.template_id,

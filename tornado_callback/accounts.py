@@ -52,6 +52,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> tuple[str, str]:
+    """A fresh token's text (shown once) and the hash that is stored."""
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
 class Accounts:
     def __init__(self, db: Database, cache_seconds: float = 60.0) -> None:
         self.db = db
@@ -93,16 +99,20 @@ class Accounts:
                 raise AccountError(f"no user {username!r}")
             user.password_hash = await self.hash_password(password)
             await session.commit()
+        self.forget_verified()
+
+    def forget_verified(self) -> None:
+        """Drop cached logins: a changed password, or a changed or deleted user, counts at once."""
         self._verified.clear()
 
     async def create_token(self, username: str, description: str = "") -> str:
         """A new personal token for ``username``; the only time its text is seen."""
-        token = secrets.token_urlsafe(32)
+        token, digest = new_token()
         async with self.db.session() as session:
             user = await queries.user_by_name(session, username)
             if user is None:
                 raise AccountError(f"no user {username!r}")
-            session.add(Token(user_id=user.id, token_hash=token_hash(token), description=description))
+            session.add(Token(user_id=user.id, token_hash=digest, description=description))
             await session.commit()
         return token
 

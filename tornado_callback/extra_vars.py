@@ -48,6 +48,11 @@ def parse_variables(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(parsed, Mapping):
         raise ExtraVarsError("extra_vars must be a mapping of variable names to values")
+    try:
+        # YAML has dates and NaN; jobs keep variables in JSON columns, which have neither.
+        json.dumps(parsed, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExtraVarsError("extra_vars must hold JSON data only (quote dates and times)") from e
     return dict(parsed)
 
 

@@ -108,6 +108,37 @@ class LaunchService:
             raise LaunchRefused(MSG_ALREADY_PENDING, job=existing) from e
         return job
 
+    async def create_manual_job(
+        self,
+        session: AsyncSession,
+        template: JobTemplate,
+        raw_extra_vars: Any,
+        limit: str | None,
+        launched_by: int | None,
+    ) -> Job:
+        """Insert the pending job of a launch by a user (flushed, not committed).
+
+        ``limit`` applies only with ``ask_limit_on_launch``, like launch-time
+        variables; otherwise the template's own limit stands, as in AWX.
+        """
+        if template.inventory_id is None:
+            raise LaunchRefused(MSG_NO_INVENTORY)
+        launch_vars = self.accepted_variables(template, raw_extra_vars)
+        await self.check_no_prompt_needed(session, template)
+        job = Job(
+            job_template_id=template.id,
+            inventory_id=template.inventory_id,
+            name=template.name,
+            status="pending",
+            launch_type="manual",
+            limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
+            extra_vars=merged_variables(template.extra_vars, launch_vars),
+            launched_by_id=launched_by,
+        )
+        session.add(job)
+        await session.flush()
+        return job
+
 
 def merged_variables(
     template_vars: Mapping[str, Any] | None, launch_vars: Mapping[str, Any]

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import pluggy
 
 from tornado_callback.accounts import Accounts
+from tornado_callback.admin.catalog import RESOURCES
+from tornado_callback.admin.service import AdminService
+from tornado_callback.admin.template_actions import TemplateActions
 from tornado_callback.audit import Records
 from tornado_callback.callbacks import CallbackService
 from tornado_callback.config import Settings
@@ -45,6 +48,8 @@ class Services:
     inventory_sync: InventorySync
     credentials: Credentials
     jobs: JobsService
+    admin: AdminService
+    template_actions: TemplateActions
 
     @classmethod
     async def start(
@@ -78,6 +83,8 @@ class Services:
         refresher = IndexRefresher(db, chain)
         inventories.saved_listeners.append(refresher.host_saved)
         launcher = LaunchService()
+        secrets = SecretsBox(settings.secret_key, settings.key_file_path)
+        admin = AdminService(db, accounts, inventories, secrets, RESOURCES)
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
         inventory_sync = InventorySync(db, inventories, settings)
         return cls(
@@ -95,8 +102,10 @@ class Services:
             records=Records(db),
             refresher=refresher,
             inventory_sync=inventory_sync,
-            credentials=Credentials(db, SecretsBox(settings.secret_key, settings.key_file_path)),
+            credentials=Credentials(db, secrets),
             jobs=JobsService(db, accounts),
+            admin=admin,
+            template_actions=TemplateActions(admin, launcher),
         )
 
     async def close(self) -> None:

@@ -85,7 +85,8 @@ class APIHandler(tornado.web.RequestHandler):
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        if not raw.isascii() or not raw.isdigit() or (value := int(raw)) < low or (
+        # Length first: Python refuses to convert thousands of digits (a 500).
+        if len(raw) > 18 or not raw.isascii() or not raw.isdigit() or (value := int(raw)) < low or (
             high is not None and value > high
         ):
             bounds = f"between {low} and {high}" if high is not None else f"at least {low}"

@@ -1,0 +1,31 @@
+"""docs/README-admin.md's curl walk-through, run verbatim (bar the port) against a real ``serve``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.admin_helpers import free_port
+
+README = Path(__file__).parent.parent / "docs" / "README-admin.md"
+
+
+def test_readme_curl_setup_works_verbatim(tmp_path: Path) -> None:
+    blocks = re.findall(r"^```sh\n(.*?)^```$", README.read_text(), flags=re.DOTALL | re.MULTILINE)
+    script = "set -eu\n" + "\n".join(blocks).replace("8052", str(free_port())) + "\nkill %1\nwait\n"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TORNADO_CALLBACK_")}
+    # The README's `tornado-callback` is this checkout's, from this virtualenv.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    out = run.stdout
+    assert '"$encrypted$"' in out
+    assert "HTTP/1.1 202 Accepted" in out and "Location: /api/v2/jobs/1/" in out
+    assert '"host_name": "web1"' in out and '"resolved_by": "ip_match"' in out
+    assert '[\n  "web2"\n]' in out
+    assert '{"job": 2, "id": 2, "type": "job", "url": "/api/v2/jobs/2/", "ignored_fields": {}}' in out
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()

@@ -1,0 +1,311 @@
+"""The admin API's resources, each declared once: fields, lists, links, access, hooks.
+
+Field names and defaults follow AWX's ``/api/v2/`` so that its clients (the
+awx CLI, the ``awx.awx`` collection, scripts) find what they expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tornado_callback.accounts import new_token
+from tornado_callback.admin.fields import (
+    ENCRYPTED,
+    Boolean,
+    Choice,
+    Data,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Secret,
+    String,
+    ValidationError,
+    Variables,
+)
+from tornado_callback.admin.resource import (
+    Hooks,
+    Membership,
+    OwnedByUser,
+    Resource,
+    RoleScoped,
+    SubList,
+    SuperuserOnly,
+    WriteContext,
+)
+from tornado_callback.credentials import ASK
+from tornado_callback.secrets_box import SecretsUnreadable
+from tornado_callback.store.models import (
+    CallbackAttempt,
+    Credential,
+    Group,
+    GroupChild,
+    GroupHost,
+    Host,
+    Inventory,
+    InventorySource,
+    JobTemplate,
+    Token,
+    User,
+)
+
+TEXT = 65536
+MSG_CALLBACK_NEEDS_INVENTORY = "Cannot enable provisioning callback without an inventory set."
+
+
+def name_field(max_length: int = 512) -> String:
+    return String("name", required=True, allow_blank=False, max_length=max_length)
+
+
+def description_field() -> String:
+    return String("description", max_length=TEXT)
+
+
+def inventory_link(role: str = "admin") -> ForeignKey:
+    return ForeignKey("inventory", attr_name="inventory_id", resource="inventories",
+                      role=role, required=True, create_only=True)
+
+
+def trimmed_name(values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Host and group names are matched exactly: surrounding spaces would never match."""
+    name = values.get("name") or ""
+    return {"name": ["Names may not begin or end with spaces."]} if name != name.strip() else {}
+
+
+def callback_needs_inventory(values: Mapping[str, Any]) -> dict[str, list[str]]:
+    if values.get("host_config_key") and values.get("inventory_id") is None:
+        return {"host_config_key": [MSG_CALLBACK_NEEDS_INVENTORY]}
+    return {}
+
+
+class UserHooks(Hooks):
+    async def before_flush(self, ctx: WriteContext, obj: User) -> None:
+        if obj.id == ctx.principal.id and ctx.changes.get("is_superuser") is False:
+            # Nobody locks themselves (perhaps the last superuser) out by accident.
+            raise ValidationError.one("is_superuser", "You cannot remove your own superuser status.")
+        if "password" in ctx.changes:
+            obj.password_hash = await ctx.admin.accounts.hash_password(ctx.changes["password"])
+
+    async def after_flush(self, ctx: WriteContext, obj: User) -> None:
+        ctx.admin.accounts.forget_verified()
+
+
+class TokenHooks(Hooks):
+    async def before_flush(self, ctx: WriteContext, obj: Token) -> None:
+        if ctx.creating:
+            text, digest = new_token()
+            obj.user_id = ctx.principal.id
+            obj.token_hash = digest
+            ctx.shown_once["token"] = text
+
+
+class HostHooks(Hooks):
+    async def after_flush(self, ctx: WriteContext, obj: Host) -> None:
+        # Matching reads only the index: it must change with the host, in the same transaction.
+        await ctx.admin.inventories.index_host(ctx.session, obj)
+
+
+CREDENTIAL_SECRETS = ("ssh_key_data", "ssh_key_unlock", "password", "become_password")
+
+
+class CredentialHooks(Hooks):
+    """Secrets are sealed before they reach the database; ``$encrypted$`` sent back keeps the old value."""
+
+    async def before_flush(self, ctx: WriteContext, obj: Credential) -> None:
+        box = ctx.admin.secrets
+        asked = False
+        for name in CREDENTIAL_SECRETS:
+            try:
+                if name in ctx.changes and ctx.changes[name] != ENCRYPTED:
+                    setattr(obj, name, box.encrypt(ctx.changes[name]))
+                asked = asked or box.decrypt(getattr(obj, name)) == ASK
+            except (ValueError, SecretsUnreadable) as e:
+                raise ValidationError.one(name, str(e)) from e
+        obj.ask_at_launch = asked
+
+
+USERS = Resource(
+    "users", "user", User,
+    description="Accounts (superusers only).",
+    fields=(
+        String("username", required=True, allow_blank=False, max_length=150),
+        Secret("password", write_only=True, required=True, allow_blank=False, max_length=1024,
+               help="Write-only; stored as an argon2 hash."),
+        Boolean("is_superuser"),
+        String("email", max_length=254),
+        String("first_name", max_length=150),
+        String("last_name", max_length=150),
+    ),
+    access=SuperuserOnly(),
+    search_fields=("username", "email", "first_name", "last_name"),
+    filter_fields=("username", "is_superuser"),
+    unique=(("username",),),
+    hooks=UserHooks(),
+)
+
+TOKENS = Resource(
+    "tokens", "token", Token,
+    description="Personal access tokens. POST creates one for the caller; "
+                "its text is in that answer only (stored as a SHA-256 hash).",
+    fields=(
+        String("description", max_length=512),
+        ForeignKey("user", attr_name="user_id", resource="users", read_only=True),
+        DateTime("expires"),
+    ),
+    access=OwnedByUser(),
+    search_fields=("description",),
+    filter_fields=(),
+    hooks=TokenHooks(),
+)
+
+INVENTORIES = Resource(
+    "inventories", "inventory", Inventory,
+    fields=(name_field(), description_field(), Variables("variables")),
+    access=RoleScoped("inventory", "id"),
+    unique=(("name",),),
+    related=(("hosts", "hosts/"), ("groups", "groups/"),
+             ("inventory_sources", "inventory_sources/"), ("roles", "roles/")),
+)
+
+HOSTS = Resource(
+    "hosts", "host", Host,
+    description="Hosts. Their addresses for matching come from ansible_host, "
+                "ansible_ssh_host and, where the name is an IP address, the name.",
+    fields=(
+        name_field(), description_field(), inventory_link(),
+        Boolean("enabled", default=True), Variables("variables"),
+    ),
+    access=RoleScoped("inventory", "inventory_id"),
+    filter_fields=("name", "inventory", "enabled"),
+    unique=(("inventory", "name"),),
+    related=(("groups", "groups/"),),
+    checks=(trimmed_name,),
+    hooks=HostHooks(),
+)
+
+GROUPS = Resource(
+    "groups", "group", Group,
+    fields=(name_field(), description_field(), inventory_link(), Variables("variables")),
+    access=RoleScoped("inventory", "inventory_id"),
+    filter_fields=("name", "inventory"),
+    unique=(("inventory", "name"),),
+    related=(("hosts", "hosts/"), ("children", "children/")),
+    checks=(trimmed_name,),
+)
+
+INVENTORY_SOURCES = Resource(
+    "inventory_sources", "inventory_source", InventorySource,
+    fields=(
+        name_field(), description_field(), inventory_link(),
+        Choice("source", required=True, choices=("file", "script")),
+        String("source_path", max_length=4096, help="A path `ansible-inventory -i` understands."),
+        Boolean("update_on_launch"),
+        Integer("update_cache_timeout", help="Seconds a sync stays fresh."),
+        Boolean("overwrite"), Boolean("overwrite_vars"),
+        Integer("timeout"),
+        ForeignKey("last_update", attr_name="last_update_id", resource="inventory_updates",
+                   read_only=True, nullable=True),
+        DateTime("last_successful_update"),
+    ),
+    access=RoleScoped("inventory", "inventory_id"),
+    filter_fields=("name", "inventory", "source"),
+    unique=(("inventory", "name"),),
+)
+
+CREDENTIALS = Resource(
+    "credentials", "credential", Credential,
+    description="SSH credentials (superusers only). Secrets are encrypted at rest and read back "
+                "as $encrypted$; sending $encrypted$ keeps the stored value; ASK means typed at launch.",
+    fields=(
+        name_field(), description_field(),
+        Choice("kind", choices=("ssh",), default="ssh"),
+        String("username", max_length=512),
+        Secret("ssh_key_data"), Secret("ssh_key_unlock"), Secret("password"),
+        Choice("become_method", default="", choices=(
+            "", "sudo", "su", "pbrun", "pfexec", "doas", "dzdo", "ksu", "runas", "machinectl")),
+        String("become_username", max_length=512),
+        Secret("become_password"),
+        Boolean("ask_at_launch", read_only=True),
+    ),
+    access=SuperuserOnly(),
+    filter_fields=("name", "kind"),
+    unique=(("name",),),
+    hooks=CredentialHooks(),
+)
+
+JOB_TEMPLATES = Resource(
+    "job_templates", "job_template", JobTemplate,
+    fields=(
+        name_field(), description_field(),
+        ForeignKey("inventory", attr_name="inventory_id", resource="inventories", role="use",
+                   nullable=True),
+        String("project_dir", max_length=4096),
+        String("playbook", required=True, allow_blank=False, max_length=1024),
+        ForeignKey("credential", attr_name="credential_id", resource="credentials", role="use",
+                   nullable=True),
+        Variables("extra_vars"),
+        String("limit", max_length=TEXT),
+        Integer("forks"),
+        Integer("verbosity", maximum=5),
+        String("job_tags", max_length=TEXT),
+        String("skip_tags", max_length=TEXT),
+        Integer("timeout"),
+        Boolean("ask_variables_on_launch"),
+        Boolean("ask_limit_on_launch"),
+        Boolean("survey_enabled"),
+        String("host_config_key", max_length=1024,
+               help="Enables provisioning callbacks; empty disables them. Needs an inventory."),
+        Boolean("allow_simultaneous"),
+    ),
+    access=RoleScoped("job_template", "id"),
+    filter_fields=("name", "inventory"),
+    unique=(("name",),),
+    related=(("launch", "launch/"), ("survey_spec", "survey_spec/"), ("callback", "callback/"),
+             ("callback_attempts", "callback_attempts/"), ("roles", "roles/")),
+    checks=(callback_needs_inventory,),
+)
+
+CALLBACK_ATTEMPTS = Resource(
+    "callback_attempts", "callback_attempt", CallbackAttempt,
+    description="The provisioning callback audit trail: one record per POST, newest first "
+                "(template admins only). The key itself is never recorded.",
+    fields=(
+        ForeignKey("job_template", attr_name="job_template_id", resource="job_templates",
+                   read_only=True, nullable=True),
+        String("peer_address", read_only=True),
+        Data("client_addresses", json_schema=(("type", "array"), ("items", {"type": "string"}))),
+        Integer("status_code", read_only=True),
+        String("msg", read_only=True, max_length=TEXT),
+        ForeignKey("host", attr_name="host_id", resource="hosts", read_only=True, nullable=True),
+        String("host_name", read_only=True),
+        ForeignKey("job", attr_name="job_id", resource="jobs", read_only=True, nullable=True),
+        String("resolved_by", read_only=True),
+        Data("trace", json_schema=(("type", "array"), ("items", {"type": "object"}))),
+        Data("elapsed_ms", json_schema=(("type", "number"),)),
+    ),
+    access=RoleScoped("job_template", "job_template_id", read_role="admin"),
+    search_fields=("host_name", "peer_address", "msg"),
+    filter_fields=("status_code", "host_name"),
+    writable=False,
+    has_detail=False,
+    newest_first=True,
+)
+
+RESOURCES: dict[str, Resource] = {r.name: r for r in (
+    USERS, TOKENS, INVENTORIES, HOSTS, GROUPS, INVENTORY_SOURCES, CREDENTIALS, JOB_TEMPLATES,
+    CALLBACK_ATTEMPTS,
+)}
+
+SUB_LISTS = (
+    SubList("inventories", "hosts", "hosts", "inventory"),
+    SubList("inventories", "groups", "groups", "inventory"),
+    SubList("inventories", "inventory_sources", "inventory_sources", "inventory"),
+    SubList("job_templates", "callback_attempts", "callback_attempts", "job_template",
+            parent_action="admin"),
+)
+
+MEMBERSHIPS = (
+    Membership("groups", "hosts", "hosts", GroupHost, "group_id", "host_id"),
+    Membership("groups", "children", "groups", GroupChild, "parent_id", "child_id"),
+    Membership("hosts", "groups", "groups", GroupHost, "host_id", "group_id"),
+)
