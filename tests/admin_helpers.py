@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +14,6 @@ from tornado_callback.services import Services
 
 SECRET_KEY = Fernet.generate_key().decode()
 Fetch = Callable[..., Awaitable[Any]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def user_with_token(services: Services, name: str, *, superuser: bool = False) -> dict[str, str]:

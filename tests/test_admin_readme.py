@@ -1,4 +1,4 @@
-"""docs/README-admin.md's curl walk-through, run verbatim (bar the port) against a real ``serve``."""
+"""The README's administration walk-through (curl only), run verbatim (bar the port) against a real ``serve``."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.admin_helpers import free_port
+from tests.helpers import cli_env, free_port
 
-README = Path(__file__).parent.parent / "docs" / "README-admin.md"
+README = Path(__file__).parent.parent / "README.md"
+
+
+def admin_section() -> str:
+    text = README.read_text()
+    start = text.index("## Administration API")
+    return text[start:text.index("\n## ", start + 1)]
 
 
 def test_readme_curl_setup_works_verbatim(tmp_path: Path) -> None:
-    blocks = re.findall(r"^```sh\n(.*?)^```$", README.read_text(), flags=re.DOTALL | re.MULTILINE)
+    blocks = re.findall(r"^```sh\n(.*?)^```$", admin_section(), flags=re.DOTALL | re.MULTILINE)
     script = "set -eu\n" + "\n".join(blocks).replace("8052", str(free_port())) + "\nkill %1\nwait\n"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TORNADO_CALLBACK_")}
+    env = cli_env()
     # The README's `tornado-callback` is this checkout's, from this virtualenv.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     run = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -9,7 +9,6 @@ operation) to keep CI fast.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.admin_helpers import free_port
+from tests.helpers import cli_env, free_port
 
 # The run's own token must survive it.
 EXCLUDED = r"^/api/v2/tokens/\{id\}/$"
@@ -56,7 +55,7 @@ def seed_objects(base: str, token: str) -> None:
 def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A ``serve`` process with a superuser; yields (base URL, that superuser's token)."""
     port = free_port()
-    env = {**os.environ, "TORNADO_CALLBACK_DATABASE_URL": database_url,
+    env = {**cli_env(), "TORNADO_CALLBACK_DATABASE_URL": database_url,
            "TORNADO_CALLBACK_SECRET_KEY": Fernet.generate_key().decode()}
     cli(env, "user", "create", "root", "--superuser", "--password-stdin", stdin="pw\n")
     token = cli(env, "token", "create", "root").strip()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import cli_env, free_port
 
-def cli_env() -> dict[str, str]:
+
+def job_cli_env() -> dict[str, str]:
     """The default SQLite database in the working directory, and quick polling."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_CALLBACK_")}
-    env["TORNADO_CALLBACK_JOB_POLL_INTERVAL"] = "0.2"
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return cli_env(TORNADO_CALLBACK_JOB_POLL_INTERVAL="0.2")
 
 
 class Serve:
@@ -34,7 +26,7 @@ class Serve:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tornado_callback", "serve", "--port", str(self.port), *flags],
-            cwd=workdir, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=workdir, env=job_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.banner = []
         for line in self.process.stdout:
@@ -85,7 +77,7 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
 
 def job_status(workdir: Path, job_id: int) -> str:
     shown = subprocess.run([sys.executable, "-m", "tornado_callback", "jobs", "show", str(job_id)],
-                           cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=60, check=True)
+                           cwd=workdir, env=job_cli_env(), capture_output=True, text=True, timeout=60, check=True)
     return re.search(r"^status\s+(\S+)", shown.stdout, re.MULTILINE).group(1)
 
 
@@ -115,7 +107,7 @@ def test_no_worker_serve_leaves_jobs_to_a_worker_process(tmp_path, started):
     assert job_status(tmp_path, job["job"]) == "pending"
 
     worker = subprocess.Popen([sys.executable, "-m", "tornado_callback", "worker"], cwd=tmp_path,
-                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=job_cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started.append(worker)
     wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the worker to run the job")
     assert (tmp_path / "demo-marker.txt").exists()
