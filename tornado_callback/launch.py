@@ -84,20 +84,10 @@ class LaunchService:
         resolved_by: str,
     ) -> Job:
         """Insert the pending job (flushed, not committed: the caller commits it with its audit record)."""
-        launch_vars = self.accepted_variables(template, raw_extra_vars)
-        await self.check_no_prompt_needed(session, template)
-        job = Job(
-            job_template_id=template.id,
-            inventory_id=template.inventory_id,
-            host_id=host.id,
-            name=template.name,
-            status="pending",
-            launch_type="callback",
-            limit=host.name,
-            extra_vars=merged_variables(template.extra_vars, launch_vars),
-            resolved_by=resolved_by,
+        job = await self._new_job(
+            session, template, raw_extra_vars,
+            host_id=host.id, launch_type="callback", limit=host.name, resolved_by=resolved_by,
         )
-        session.add(job)
         try:
             await session.flush()
         except IntegrityError as e:
@@ -123,6 +113,18 @@ class LaunchService:
         """
         if template.inventory_id is None:
             raise LaunchRefused(MSG_NO_INVENTORY)
+        job = await self._new_job(
+            session, template, raw_extra_vars,
+            launch_type="manual", launched_by_id=launched_by,
+            limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
+        )
+        await session.flush()
+        return job
+
+    async def _new_job(
+        self, session: AsyncSession, template: JobTemplate, raw_extra_vars: Any, **fields: Any
+    ) -> Job:
+        """A pending job of ``template`` with the launch-time variables it accepts, added to ``session``."""
         launch_vars = self.accepted_variables(template, raw_extra_vars)
         await self.check_no_prompt_needed(session, template)
         job = Job(
@@ -130,13 +132,10 @@ class LaunchService:
             inventory_id=template.inventory_id,
             name=template.name,
             status="pending",
-            launch_type="manual",
-            limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
             extra_vars=merged_variables(template.extra_vars, launch_vars),
-            launched_by_id=launched_by,
+            **fields,
         )
         session.add(job)
-        await session.flush()
         return job
 
 
