@@ -12,7 +12,7 @@ from tests.conftest import basic_auth
 from tornado_callback.admin.catalog import MSG_CALLBACK_NEEDS_INVENTORY
 from tornado_callback.admin.endpoints import api_endpoints
 from tornado_callback.config import PluginsConfig, Settings
-from tornado_callback.store.models import Credential, Job
+from tornado_callback.store.models import Credential, Job, JobTemplate
 
 pytestmark = pytest.mark.gen_test
 
@@ -302,6 +302,26 @@ async def test_survey_password_defaults_are_never_shown(services, fetch, root):
     async with services.db.session() as session:
         job = await session.get(Job, launched["job"])
     assert job.extra_vars == {"db_password": "hunter2"}
+
+
+async def test_survey_password_defaults_are_stored_encrypted_and_reach_callback_jobs(services, fetch, root):
+    world = await world_of(services, root)
+    template = f"{API}/job_templates/{world.template}/"
+    question = {"question_name": "Pass?", "variable": "db_password", "type": "password", "default": "hunter2"}
+    await call(fetch, "POST", template + "survey_spec/", root, {"spec": [question]})
+    async with services.db.session() as session:
+        stored = await session.scalar(select(JobTemplate.survey_spec).where(JobTemplate.id == world.template))
+    assert "hunter2" not in json.dumps(stored)
+    assert stored["spec"][0]["default"].startswith("$encrypted$gAAAA")  # a Fernet token
+    await call(fetch, "PATCH", template, root, {"survey_enabled": True})
+    response = await fetch(template + "callback/", method="POST", body="host_config_key=k3y")
+    assert response.code == 202
+    async with services.db.session() as session:
+        job = await session.get(Job, json.loads(response.body)["job"])
+    assert (job.launch_type, job.extra_vars) == ("callback", {"db_password": "hunter2"})
+    status, body = await call(fetch, "POST", template + "survey_spec/", root,
+                              {"spec": [{**question, "default": 7}]})
+    assert (status, body) == (400, {"spec": ["question 1: a password question's 'default' must be a string."]})
 
 
 async def test_manual_launch_through_the_launch_service(services, fetch, root):

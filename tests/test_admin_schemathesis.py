@@ -39,15 +39,24 @@ def post(base: str, token: str, path: str, body: dict[str, object]) -> None:
     urllib.request.urlopen(request, timeout=10).close()
 
 
-def seed_objects(base: str, token: str) -> None:
-    """One object of each kind, so that generated ids (the boundary value 1 first) reach real objects."""
+def seed_objects(base: str, token: str, tmp_path: Path) -> None:
+    """One object of each kind, so that generated ids (the boundary value 1 first) reach real objects.
+
+    The inventory source reads a small static file, so that the syncs the run
+    starts are harmless.
+    """
+    hosts_file = tmp_path / "hosts.ini"
+    hosts_file.write_text("[web]\nweb1 ansible_host=127.0.0.1\n")
     post(base, token, "inventories/", {"name": "inv"})
     post(base, token, "hosts/", {"name": "web1", "inventory": 1, "variables": {"ansible_host": "127.0.0.1"}})
     post(base, token, "groups/", {"name": "web", "inventory": 1})
-    post(base, token, "inventory_sources/", {"name": "src", "inventory": 1, "source": "file"})
+    post(base, token, "inventory_sources/", {"name": "src", "inventory": 1, "source": "file",
+                                             "source_path": str(hosts_file)})
+    post(base, token, "inventory_sources/1/update/", {})
     post(base, token, "credentials/", {"name": "cred", "password": "pw"})
     post(base, token, "job_templates/", {"name": "tpl", "playbook": "site.yml", "inventory": 1,
                                          "credential": 1, "host_config_key": "k"})
+    post(base, token, "job_templates/1/launch/", {})
     post(base, token, "users/", {"username": "someone", "password": "pw"})
 
 
@@ -76,7 +85,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
-        seed_objects(base, token)
+        seed_objects(base, token, tmp_path)
         yield base, token
     finally:
         process.terminate()

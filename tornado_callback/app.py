@@ -19,37 +19,20 @@ from tornado_callback.config import ConfigError, Settings
 from tornado_callback.executor import start_workers
 from tornado_callback.handlers.admin import api_routes
 from tornado_callback.handlers.base import NotFoundHandler
-from tornado_callback.handlers.inventory_updates import InventorySourceUpdateHandler, InventoryUpdateHandler
-from tornado_callback.handlers.jobs import (
-    JobCancelHandler,
-    JobDetailHandler,
-    JobListHandler,
-    JobStdoutHandler,
-)
 from tornado_callback.services import Services
 
 log = logging.getLogger("tornado_callback")
 
 # Every path is served with and without its trailing slash: the stock client
-# scripts treat a redirect as a failure.
-# Ping, the callback and the admin API are declared in admin.endpoints and routed
-# by ``api_routes()``, from the same declarations the OpenAPI document is built
-# from. The routes below are not declared there yet (so not in the document).
-ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
-    (r"/api/v2/inventory_sources/([^/]+)/update/?", InventorySourceUpdateHandler),
-    (r"/api/v2/inventory_updates/([^/]+)/?", InventoryUpdateHandler),
-    (r"/api/v2/jobs/?", JobListHandler),
-    (r"/api/v2/jobs/([^/]+)/?", JobDetailHandler),
-    (r"/api/v2/jobs/([^/]+)/stdout/?", JobStdoutHandler),
-    (r"/api/v2/jobs/([^/]+)/cancel/?", JobCancelHandler),
-]
+# scripts treat a redirect as a failure. Every route is declared in
+# admin.endpoints and routed by ``api_routes()``, from the same declarations the
+# OpenAPI document is built from.
 
 
 def make_app(services: Services) -> tornado.web.Application:
     args = {"services": services}
     return tornado.web.Application(
-        [(pattern, handler, args) for pattern, handler in ROUTES]
-        + [(pattern, handler, {**args, **extra}) for pattern, handler, extra in api_routes()],
+        [(pattern, handler, {**args, **extra}) for pattern, handler, extra in api_routes()],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         # Tornado's own "Uncaught exception" log carries no request body or

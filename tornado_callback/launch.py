@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.extra_vars import ExtraVarsError, parse_variables, without_ansible_keys
 from tornado_callback.resolution import HostRef
+from tornado_callback.secrets_box import SecretsBox, SecretsUnreadable
 from tornado_callback.store import queries
 from tornado_callback.store.models import Credential, Job, JobTemplate
 from tornado_callback.survey import SurveyAnswerError, UserInputRequired, survey_answers
+from tornado_callback.survey_secrets import open_password_defaults
 
 MSG_USER_INPUT = "Cannot start automatically, user input required!"
 MSG_ALREADY_PENDING = "Host callback job already pending."
@@ -40,7 +42,8 @@ def job_url(job_id: int) -> str:
 
 
 class LaunchService:
-    def __init__(self) -> None:
+    def __init__(self, secrets: SecretsBox) -> None:
+        self.secrets = secrets  # opens the survey's password defaults
         # Called once a new job is committed, so that this process's workers
         # start it now instead of at their next poll.
         self.on_job_queued: Callable[[], None] = lambda: None
@@ -61,7 +64,9 @@ class LaunchService:
         if template.ask_variables_on_launch:
             return given
         try:
-            return survey_answers(template.survey_spec or {}, given)
+            return survey_answers(open_password_defaults(template.survey_spec or {}, self.secrets), given)
+        except SecretsUnreadable as e:
+            raise LaunchRefused("A survey default cannot be decrypted with this server's secret key.") from e
         except UserInputRequired as e:
             raise LaunchRefused(MSG_USER_INPUT) from e
         except SurveyAnswerError as e:

@@ -82,8 +82,8 @@ class Services:
             raise
         refresher = IndexRefresher(db, chain)
         inventories.saved_listeners.append(refresher.host_saved)
-        launcher = LaunchService()
         secrets = SecretsBox(settings.secret_key, settings.key_file_path)
+        launcher = LaunchService(secrets)
         admin = AdminService(db, accounts, inventories, secrets, RESOURCES)
         limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
         inventory_sync = InventorySync(db, inventories, settings)

@@ -19,6 +19,16 @@ from tornado_callback.admin.resource import (
     RoleScoped,
     SubList,
 )
+from tornado_callback.admin.run_schemas import (
+    CAN_CANCEL_SCHEMA,
+    CAN_UPDATE_SCHEMA,
+    INVENTORY_UPDATE_SCHEMA,
+    INVENTORY_UPDATE_STARTED_SCHEMA,
+    JOB_LIST_PARAMETERS,
+    JOB_SCHEMA,
+    JOB_STDOUT_PARAMETERS,
+    JOB_STDOUT_SCHEMA,
+)
 from tornado_callback.admin.template_actions import (
     LAUNCH_BODY_SCHEMA,
     LAUNCH_INFO_SCHEMA,
@@ -49,6 +59,7 @@ class Operation:
     errors: tuple[int, ...] | None = None
     parameters: tuple[dict[str, Any], ...] = ()
     request_types: tuple[str, ...] = ("application/json",)
+    plain_text: bool = False  # the success may also be the body alone as text/plain (stdout's format=txt)
 
 
 @dataclass(frozen=True)
@@ -172,8 +183,36 @@ def public_endpoints() -> list[Endpoint]:
     ]
 
 
+def run_endpoints() -> list[Endpoint]:
+    """Jobs (API.md section 2) and inventory syncs: read them, cancel a job, start a sync."""
+    return [
+        Endpoint(f"{API}/jobs/", "jobs", (
+            Operation("GET", "List the jobs of the templates the caller may read, newest first", 200,
+                      response=JOB_SCHEMA, paged=True, parameters=JOB_LIST_PARAMETERS),)),
+        Endpoint(f"{API}/jobs/{{id}}/", "job", (
+            Operation("GET", "Read a job (template read role)", 200, response=JOB_SCHEMA),)),
+        Endpoint(f"{API}/jobs/{{id}}/stdout/", "job_stdout", (
+            Operation("GET", "A job's output and events (template read role)", 200,
+                      response=JOB_STDOUT_SCHEMA, parameters=JOB_STDOUT_PARAMETERS, plain_text=True),)),
+        Endpoint(f"{API}/jobs/{{id}}/cancel/", "job_cancel", (
+            Operation("GET", "Whether the job can still be canceled (template read role)", 200,
+                      response=CAN_CANCEL_SCHEMA),
+            Operation("POST", "Cancel a pending or running job (template execute role); "
+                      "405 once it has finished", 202, errors=(401, 403, 404, 405)),
+        )),
+        Endpoint(f"{API}/inventory_sources/{{id}}/update/", "inventory_source_update", (
+            Operation("GET", "Whether the source can be synced (inventory admin role)", 200,
+                      response=CAN_UPDATE_SCHEMA),
+            Operation("POST", "Start a sync of the source in the background (inventory admin role)", 202,
+                      response=INVENTORY_UPDATE_STARTED_SCHEMA, errors=(401, 403, 404)),
+        )),
+        Endpoint(f"{API}/inventory_updates/{{id}}/", "inventory_update", (
+            Operation("GET", "Read a sync (inventory read role)", 200, response=INVENTORY_UPDATE_SCHEMA),)),
+    ]
+
+
 def api_endpoints() -> list[Endpoint]:
-    found = public_endpoints() + [
+    found = public_endpoints() + run_endpoints() + [
         Endpoint(f"{API}/me/", "me", (
             Operation("GET", "The caller's own user, as a one-item list", 200, response="user", paged=True),)),
         Endpoint(f"{API}/openapi.json", "openapi", (

@@ -104,6 +104,8 @@ def operation(endpoint: Endpoint, op: Operation) -> dict[str, Any]:
     if op.response is not None:
         body = schema_of(op.response)
         success["content"] = {"application/json": {"schema": paged(body) if op.paged else body}}
+    if op.plain_text:
+        success.setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}
     responses = {str(op.status): success}
     errors = op.errors if op.errors is not None else tuple(int(s) for s in ERROR_STATUSES)
     responses.update({str(status): {**ERROR, "description": ERROR_STATUSES.get(str(status), HTTPStatus(status).phrase)}

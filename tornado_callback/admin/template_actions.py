@@ -23,6 +23,7 @@ from tornado_callback.admin.fields import (
 from tornado_callback.admin.service import AdminService
 from tornado_callback.errors import ServiceError
 from tornado_callback.launch import LaunchRefused, LaunchService, job_url
+from tornado_callback.survey_secrets import is_password_default, seal_password_defaults
 
 QUESTION_TYPES = ("text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect")
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -98,6 +99,8 @@ def _question_errors(index: int, question: Any, seen: set[str]) -> list[str]:
     kind = question.get("type")
     if kind not in QUESTION_TYPES:
         errors.append(f"{where}: 'type' must be one of {', '.join(QUESTION_TYPES)}.")
+    if kind == "password" and not isinstance(question.get("default", ""), str | None):
+        errors.append(f"{where}: a password question's 'default' must be a string.")
     if not isinstance(question.get("required", False), bool):
         errors.append(f"{where}: 'required' must be a boolean.")
     for bound in ("min", "max"):
@@ -114,19 +117,6 @@ def _question_errors(index: int, question: Any, seen: set[str]) -> list[str]:
     ):
         errors.append(f"{where}: a {kind} question needs choices.")
     return errors
-
-
-def is_secret_default(question: dict[str, Any]) -> bool:
-    return question.get("type") == "password" and question.get("default") not in (None, "")
-
-
-def kept_secret_defaults(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """A password default sent back as ``$encrypted$`` keeps the stored one (it was never shown)."""
-    stored = {q.get("variable"): q.get("default") for q in old.get("spec", []) if is_secret_default(q)}
-    return {**new, "spec": [
-        {**q, "default": stored.get(q["variable"], "")} if q.get("default") == ENCRYPTED else q
-        for q in new.get("spec", [])
-    ]} if new else new
 
 
 def validate_survey_spec(spec: Any) -> dict[str, Any]:
@@ -168,7 +158,7 @@ class TemplateActions:
         if not spec:
             return {}
         return {**spec, "spec": [
-            {**q, "default": ENCRYPTED} if is_secret_default(q) else q for q in spec.get("spec", [])
+            {**q, "default": ENCRYPTED} if is_password_default(q) else q for q in spec.get("spec", [])
         ]}
 
     async def set_survey_spec(self, principal: Principal, template_id: int, spec: Any) -> None:
@@ -178,7 +168,7 @@ class TemplateActions:
             template = await self.admin.visible_object(
                 session, self.admin.resource("job_templates"), principal, template_id, "change"
             )
-            template.survey_spec = kept_secret_defaults(spec, template.survey_spec or {})
+            template.survey_spec = seal_password_defaults(spec, template.survey_spec or {}, self.admin.secrets)
             await session.commit()
 
     async def launch_info(self, principal: Principal, template_id: int) -> dict[str, Any]:

@@ -29,6 +29,13 @@ from tornado_callback.handlers.base import (
     bad_request,
 )
 from tornado_callback.handlers.callback import CallbackHandler
+from tornado_callback.handlers.inventory_updates import InventorySourceUpdateHandler, InventoryUpdateHandler
+from tornado_callback.handlers.jobs import (
+    JobCancelHandler,
+    JobDetailHandler,
+    JobListHandler,
+    JobStdoutHandler,
+)
 from tornado_callback.handlers.ping import PingHandler
 from tornado_callback.services import Services
 
@@ -218,11 +225,14 @@ class OpenAPIHandler(AdminHandler):
         self.write_json(openapi_document(api_endpoints()))
 
 
-HANDLERS: dict[str, type[AdminHandler]] = {
+HANDLERS: dict[str, type[APIHandler]] = {
     "list": ListHandler, "detail": DetailHandler, "sub_list": SubListHandler,
     "members": MembersHandler, "roles": RolesHandler, "survey_spec": SurveySpecHandler,
     "launch": LaunchHandler, "me": MeHandler, "openapi": OpenAPIHandler,
     "ping": PingHandler, "callback": CallbackHandler,
+    "jobs": JobListHandler, "job": JobDetailHandler, "job_stdout": JobStdoutHandler,
+    "job_cancel": JobCancelHandler, "inventory_source_update": InventorySourceUpdateHandler,
+    "inventory_update": InventoryUpdateHandler,
 }
 
 
