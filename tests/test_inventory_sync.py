@@ -19,9 +19,10 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from tests.conftest import PG_ENV, basic_auth
 from tests.inventory_scripts import InventoryScript, is_running
 from tornado_callback.config import PluginsConfig, Settings
+from tornado_callback.inventories import InventoryError
 from tornado_callback.plugins import make_plugin_manager
 from tornado_callback.services import Services
-from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, InventoryUpdate
+from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, InventorySource, InventoryUpdate
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -373,3 +374,21 @@ async def test_update_endpoint_needs_the_inventory_admin_role(fetch, seed, servi
     assert (await fetch("/api/v2/inventory_sources/999/update/", method="POST", body=b"",
                         headers=basic_auth("alice", "pw"))).code == 404
     assert (await fetch("/api/v2/inventory_updates/abc/", headers=basic_auth("alice", "pw"))).code == 404
+
+
+async def test_source_deleted_during_its_sync_ends_it_quietly(seed, services, script, caplog):
+    world = await seed({})
+    source = await add_source(services, world, script)
+    script.set_hosts({"late": {"ansible_host": "10.6.6.6"}})
+    running = asyncio.ensure_future(services.inventory_sync.update(source.id))
+    await first_run(script)  # ansible-inventory is reading the script now
+    async with services.db.session() as session:
+        await session.delete(await session.get(InventorySource, source.id))
+        await session.commit()
+    with pytest.raises(InventoryError, match="deleted during its sync"):
+        await running
+
+    assert await update_count(services) == 0  # the update went with its source
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    lookup = services.inventories.lookup(world.inventory_id)
+    assert await lookup.find("address", ["10.6.6.6"]) == []  # nothing of the deleted source stored

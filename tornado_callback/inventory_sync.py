@@ -51,6 +51,10 @@ ADVISORY_NAMESPACE = 0x7463
 STDIN_SOURCE_NAME = "import (stdin)"
 
 
+def _source_gone(update_id: int) -> None:
+    log.info("inventory update %s: its source was deleted during the sync; nothing stored", update_id)
+
+
 def excerpt(output: str, cap: int = OUTPUT_CAP) -> str:
     """Head and tail of long output: where errors usually are."""
     if len(output) <= cap:
@@ -130,7 +134,8 @@ class InventorySync:
         update, task = await self._start(source_id, launch_type)
         await asyncio.wait([task])
         finished = await self.get_update(update.id)
-        assert finished is not None
+        if finished is None:
+            raise InventoryError(f"inventory source {source_id} was deleted during its sync")
         return finished
 
     async def _start(
@@ -172,7 +177,8 @@ class InventorySync:
             await session.commit()
         update = await self._new_update(source.id, "manual")
         result = await self._serialized(source.id, partial(self._execute, update.id, payload))
-        assert result is not None
+        if result is None:
+            raise InventoryError(f"inventory source {source.id} was deleted during the import")
         return result
 
     async def _new_update(self, source_id: int, launch_type: str) -> InventoryUpdate:
@@ -268,12 +274,13 @@ class InventorySync:
                     # Never hand a connection that may still hold the lock back to the pool.
                     await connection.invalidate()
 
-    async def _execute(self, update_id: int, payload: str | None = None) -> InventoryUpdate:
+    async def _execute(self, update_id: int, payload: str | None = None) -> InventoryUpdate | None:
+        """Run one update; None when its source was deleted meanwhile (its updates go with it)."""
         async with self.db.session() as session:
             update = await session.get(InventoryUpdate, update_id)
-            assert update is not None
-            source = await session.get(InventorySource, update.inventory_source_id)
-            assert source is not None
+            source = await session.get(InventorySource, update.inventory_source_id) if update else None
+            if update is None or source is None:
+                return _source_gone(update_id)
             update.status = "running"
             update.started = utcnow()
             source.last_update_id = update.id
@@ -293,6 +300,8 @@ class InventorySync:
         try:
             return await self._store(source, update_id, data, stderr)
         except Exception as e:  # the transaction rolled back: no host changed
+            if await self.get_source(source.id) is None:  # deleted meanwhile: its rows were refused
+                return _source_gone(update_id)
             log.exception("inventory source %s: storing the sync failed", source.id)
             return await self._finish(
                 update_id, "failed", stderr, f"could not store the inventory: {type(e).__name__}: {e}"
@@ -300,16 +309,20 @@ class InventorySync:
 
     async def _store(
         self, source: InventorySource, update_id: int, data: InventoryData, stderr: str
-    ) -> InventoryUpdate:
+    ) -> InventoryUpdate | None:
         """Hosts, groups, index, the update's record and the source's freshness: one transaction."""
         options = SyncOptions(source.id, source.overwrite, source.overwrite_vars)
         async with self.db.session() as session:
+            # Locks the source row on PostgreSQL, so it cannot be deleted under the sync.
+            if await session.get(InventorySource, source.id, with_for_update=True) is None:
+                return _source_gone(update_id)
             counts = await apply_inventory(
                 session, source.inventory_id, data, options, self.inventories.chain.index_keys
             )
             update = await session.get(InventoryUpdate, update_id)
             fresh_source = await session.get(InventorySource, source.id)
-            assert update is not None and fresh_source is not None
+            if update is None or fresh_source is None:
+                return _source_gone(update_id)  # rolled back: nothing of a deleted source is stored
             summary = (f"{len(data.hosts)} hosts, {counts.groups} groups listed; "
                        f"{counts.hosts_added} added, {counts.hosts_updated} updated, "
                        f"{counts.hosts_removed} removed\n")
@@ -323,11 +336,14 @@ class InventorySync:
             await session.commit()
             return update
 
-    async def _finish(self, update_id: int, status: str, output: str, explanation: str) -> InventoryUpdate:
+    async def _finish(
+        self, update_id: int, status: str, output: str, explanation: str
+    ) -> InventoryUpdate | None:
         log.warning("inventory update %s %s: %s", update_id, status, explanation)
         async with self.db.session() as session:
             update = await session.get(InventoryUpdate, update_id)
-            assert update is not None
+            if update is None:
+                return _source_gone(update_id)
             update.status = status
             update.finished = utcnow()
             update.result_stdout = excerpt(output)
