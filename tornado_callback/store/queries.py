@@ -15,6 +15,7 @@ from tornado_callback.store.models import (
     HostKey,
     IndexState,
     Job,
+    JobTemplate,
     RoleAssignment,
     Token,
     User,
@@ -46,6 +47,15 @@ TOKEN_PRINCIPAL = (
     .join(_users, _users.c.id == _tokens.c.user_id)
     .where(_tokens.c.token_hash == bindparam("token_hash"))
 )
+
+
+TEMPLATE_BY_ID = select(JobTemplate.__table__).where(JobTemplate.__table__.c.id == bindparam("id"))
+
+
+async def template_by_id(db: AsyncConnection, template_id: int) -> JobTemplate | None:
+    """A detached template read without a session (the callback only reads it)."""
+    row = (await db.execute(TEMPLATE_BY_ID, {"id": template_id})).first()
+    return None if row is None else JobTemplate(**row._mapping)
 
 
 async def find_hosts_by_keys(
