@@ -155,10 +155,10 @@ def run_wrk(wrk: str, args: argparse.Namespace, kind: str, url: str, world: Worl
     for line in done.stdout.splitlines():
         if line.startswith("BENCH "):
             _, name, value = (line.split(" ", 2) + [""])[:3]
-            if value.lstrip("-").isdigit():
-                figures[name] = int(value)
-            else:
+            if name in ("other_status", "other_body"):
                 texts[name] = value
+            else:
+                figures[name] = int(value)
     if done.returncode != 0 or "requests" not in figures:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
     return LoadResult(kind, world.hosts, figures, texts.get("other_status", ""),
