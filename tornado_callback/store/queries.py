@@ -21,7 +21,6 @@ from tornado_callback.store.models import (
     User,
 )
 
-
 # The callback's lookups are built once as Core statements over the tables: per
 # request, building an ORM select and loading through the session cost more
 # than the indexed query itself (profiled in docs/README-bench.md).
