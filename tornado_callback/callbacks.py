@@ -117,7 +117,7 @@ class CallbackService:
             attempt.status_code = e.status
             attempt.msg = str(e.body.get("msg") or e.body.get("detail") or "")
             attempt.elapsed_ms = _ms_since(started)
-            async with self.db.session() as session:
+            async with self.db.write_session() as session:
                 session.add(attempt)
                 await session.commit()
             raise
@@ -166,7 +166,7 @@ class CallbackService:
         attempt.host_id = resolution.host.id
         attempt.host_name = resolution.host.name
 
-        async with self.db.session() as session:
+        async with self.db.write_session() as session:
             try:
                 job = await self.launcher.create_callback_job(
                     session, template, resolution.host, body.fields.get("extra_vars"),
