@@ -168,13 +168,13 @@ class Accounts:
         return principal
 
     async def _bearer(self, token: str) -> Principal | None:
-        async with self.db.session() as session:
-            row = await queries.token_by_hash(session, token_hash(token))
+        async with self.db.engine.connect() as connection:
+            row = await queries.token_principal(connection, token_hash(token))
         if row is None:
             return None
         if row.expires is not None and row.expires.timestamp() < time.time():
             return None
-        return Principal(row.user.id, row.user.username, row.user.is_superuser)
+        return Principal(row.id, row.username, row.is_superuser)
 
     async def has_role(
         self, principal: Principal, resource_type: str, resource_id: int, role: str

@@ -39,6 +39,7 @@ from tornado_callback.resolution import (
     ResolverChain,
     normalise_address,
 )
+from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import CallbackAttempt, JobTemplate
 
@@ -95,8 +96,8 @@ class CallbackService:
         template_id = parse_template_id(template_ref)
         if template_id is None:
             raise NotFound()
-        async with self.db.session() as session:
-            template = await session.get(JobTemplate, template_id)
+        async with self.db.engine.connect() as connection:
+            template = await queries.template_by_id(connection, template_id)
         if template is None:
             raise NotFound()
         return template
@@ -116,7 +117,7 @@ class CallbackService:
             attempt.status_code = e.status
             attempt.msg = str(e.body.get("msg") or e.body.get("detail") or "")
             attempt.elapsed_ms = _ms_since(started)
-            async with self.db.session() as session:
+            async with self.db.write_session() as session:
                 session.add(attempt)
                 await session.commit()
             raise
@@ -165,7 +166,7 @@ class CallbackService:
         attempt.host_id = resolution.host.id
         attempt.host_name = resolution.host.name
 
-        async with self.db.session() as session:
+        async with self.db.write_session() as session:
             try:
                 job = await self.launcher.create_callback_job(
                     session, template, resolution.host, body.fields.get("extra_vars"),

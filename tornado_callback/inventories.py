@@ -35,8 +35,9 @@ class IndexedHostLookup:
         wanted = sorted(set(values))
         if not wanted:
             return []
-        async with self.db.session() as session:
-            rows = await queries.find_hosts_by_keys(session, self.inventory_id, kind, wanted)
+        # A bare connection, not a session: a read that loads no ORM objects.
+        async with self.db.engine.connect() as connection:
+            rows = await queries.find_hosts_by_keys(connection, self.inventory_id, kind, wanted)
         return [HostRef(id=row.id, name=row.name, enabled=row.enabled) for row in rows]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +50,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_writer = asyncio.Lock()
 
     @property
     def is_postgresql(self) -> bool:
@@ -57,6 +59,22 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for a short write transaction on the request path.
+
+        SQLite lets one writer in at a time, and the others wait in its busy
+        handler, which sleeps (up to 100 ms a turn): under concurrent callbacks
+        that, not the work, set the latency. Queueing this process's writers
+        here instead hands the lock on at once. PostgreSQL needs no queue.
+        """
+        if self.is_postgresql:
+            async with self.session() as session:
+                yield session
+            return
+        async with self._sqlite_writer, self.session() as session:
             yield session
 
     async def ping(self) -> bool:

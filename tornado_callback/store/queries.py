@@ -1,11 +1,12 @@
-"""Queries shared by the services. Each takes a session; none commits."""
+"""Queries shared by the services. Each takes a session (the callback's reads: or a connection); none commits."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Row, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, bindparam, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tornado_callback.store.models import (
     ACTIVE_JOB_STATUSES,
@@ -14,28 +15,54 @@ from tornado_callback.store.models import (
     HostKey,
     IndexState,
     Job,
+    JobTemplate,
     RoleAssignment,
     Token,
     User,
 )
 
+# The callback's lookups are built once as Core statements over the tables: per
+# request, building an ORM select and loading through the session cost more
+# than the indexed query itself (profiled in docs/README-bench.md).
+_hosts = Host.__table__
+_host_keys = HostKey.__table__
+_tokens = Token.__table__
+_users = User.__table__
+
+HOSTS_BY_KEYS = (
+    select(_hosts.c.id, _hosts.c.name, _hosts.c.enabled)
+    .join(_host_keys, _host_keys.c.host_id == _hosts.c.id)
+    .where(
+        _host_keys.c.inventory_id == bindparam("inventory_id"),
+        _host_keys.c.kind == bindparam("kind"),
+        _host_keys.c.value.in_(bindparam("values", expanding=True)),
+    )
+    .distinct()
+    .order_by(_hosts.c.name)
+)
+
+TOKEN_PRINCIPAL = (
+    select(_users.c.id, _users.c.username, _users.c.is_superuser, _tokens.c.expires)
+    .join(_users, _users.c.id == _tokens.c.user_id)
+    .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+
+TEMPLATE_BY_ID = select(JobTemplate.__table__).where(JobTemplate.__table__.c.id == bindparam("id"))
+
+
+async def template_by_id(db: AsyncConnection, template_id: int) -> JobTemplate | None:
+    """A detached template read without a session (the callback only reads it)."""
+    row = (await db.execute(TEMPLATE_BY_ID, {"id": template_id})).first()
+    return None if row is None else JobTemplate(**row._mapping)
+
 
 async def find_hosts_by_keys(
-    session: AsyncSession, inventory_id: int, kind: str, values: Sequence[str]
+    db: AsyncConnection | AsyncSession, inventory_id: int, kind: str, values: Sequence[str]
 ) -> Sequence[Row[tuple[int, str, bool]]]:
     """Hosts of one inventory with an index key (kind, value in values): one indexed query."""
-    stmt = (
-        select(Host.id, Host.name, Host.enabled)
-        .join(HostKey, HostKey.host_id == Host.id)
-        .where(
-            HostKey.inventory_id == inventory_id,
-            HostKey.kind == kind,
-            HostKey.value.in_(list(values)),
-        )
-        .distinct()
-        .order_by(Host.name)
-    )
-    return (await session.execute(stmt)).all()
+    params = {"inventory_id": inventory_id, "kind": kind, "values": list(values)}
+    return (await db.execute(HOSTS_BY_KEYS, params)).all()
 
 
 async def replace_host_keys(
@@ -118,8 +145,11 @@ async def user_by_name(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def token_by_hash(session: AsyncSession, token_hash: str) -> Token | None:
-    return await session.scalar(select(Token).where(Token.token_hash == token_hash))
+async def token_principal(
+    db: AsyncConnection | AsyncSession, token_hash: str
+) -> Row[tuple[int, str, bool, dt.datetime | None]] | None:
+    """(user id, username, is_superuser, token expiry) of a token, by its hash."""
+    return (await db.execute(TOKEN_PRINCIPAL, {"token_hash": token_hash})).first()
 
 
 async def user_roles(

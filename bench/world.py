@@ -1,0 +1,78 @@
+"""The benchmark's world: N hosts, the templates they call back to, and an admin token.
+
+Built through the same services the CLI uses (``inventory import`` from an
+ansible-inventory listing, ``template create``, ``user create``, ``token
+create``), in a fresh database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tornado_callback.config import Settings, load_plugins_config, normalise_database_url
+from tornado_callback.services import Services
+
+PLUGINS = Path(__file__).with_name("plugins.toml")
+HOST_KEY = "bench-host-config-key"
+ADMIN = "bench-admin"
+
+
+def host_address(index: int) -> str:
+    """Host ``index``'s ansible_host: 10.a.b.c from index + 1 (load.lua computes the same)."""
+    n = index + 1
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def listing(hosts: int) -> dict[str, Any]:
+    hostvars = {f"node{i:06d}": {"ansible_host": host_address(i)} for i in range(hosts)}
+    return {"_meta": {"hostvars": hostvars}, "all": {"hosts": sorted(hostvars)}}
+
+
+@dataclass(frozen=True)
+class World:
+    database_url: str
+    hosts: int
+    first_template_id: int
+    templates: int
+    token: str
+    seconds: float
+
+
+def settings_for(database_url: str) -> Settings:
+    return Settings(database_url=normalise_database_url(database_url),
+                    plugins=load_plugins_config(PLUGINS), workers=0)
+
+
+async def build_world(database_url: str, hosts: int, templates: int) -> World:
+    """``templates`` templates on one inventory of ``hosts`` hosts, with consecutive ids.
+
+    Each (template, host) pair may have one pending callback job: many templates
+    let a small inventory answer many POSTs with 202 (see docs/README-bench.md).
+    """
+    if hosts > 2**24 - 2:
+        raise ValueError("at most 16,777,214 hosts fit in 10.0.0.0/8")
+    started = time.perf_counter()
+    services = await Services.start(settings_for(database_url))
+    try:
+        update = await services.inventory_sync.import_inventory(
+            "bench", "-", json.dumps(listing(hosts)))
+        if update.status != "successful" or update.hosts_added != hosts:
+            raise RuntimeError(f"inventory import failed: {update.status} {update.job_explanation}")
+        inventory = await services.inventories.get_by_name_or_id("bench")
+        ids = [
+            (await services.templates.create(
+                f"bench-{t}", inventory_id=inventory.id, playbook="ping.yml",
+                host_config_key=HOST_KEY)).id
+            for t in range(templates)
+        ]
+        if ids != list(range(ids[0], ids[0] + templates)):
+            raise RuntimeError(f"template ids are not consecutive: {ids[:5]}...")
+        await services.accounts.create_user(ADMIN, None, superuser=True)
+        token = await services.accounts.create_token(ADMIN, "benchmark")
+    finally:
+        await services.close()
+    return World(database_url, hosts, ids[0], templates, token, time.perf_counter() - started)
