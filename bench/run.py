@@ -7,7 +7,7 @@ ceiling) and drives each with wrk over loopback (bench/load.lua): hello, the
 callback POST, the admin GET. Prints one table, writes it to
 bench/results/latest.md, and checks the run: every 202 named a job that
 exists, no (template, host) pair got two jobs, no request failed. A run with
-errors prints them and exits 1. See docs/README-bench.md.
+errors prints them and exits 1. See the README, "Benchmark".
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from tornado_callback.store.models import (
 
 # The callback's lookups are built once as Core statements over the tables: per
 # request, building an ORM select and loading through the session cost more
-# than the indexed query itself (profiled in docs/README-bench.md).
+# than the indexed query itself (profiled in the README, "Benchmark").
 _hosts = Host.__table__
 _host_keys = HostKey.__table__
 _tokens = Token.__table__
