@@ -2,8 +2,8 @@
 
 It lists the hosts in ``hosts.json`` beside it (``{name: variables}``) in group
 ``provisioned``, appends its pid to ``calls`` on every ``--list`` run, and
-obeys ``mode``: ``ok``, ``hang`` (sleeps), ``garbage`` (prints non-JSON),
-``fail`` (exits non-zero with a message on stderr).
+obeys ``mode``: ``ok``, ``slow`` (answers after 2 s), ``hang`` (sleeps),
+``garbage`` (prints non-JSON), ``fail`` (exits non-zero with a message on stderr).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ if "--list" in sys.argv:
 mode = (here / "mode").read_text().strip()
 if mode == "hang":
     time.sleep(3600)
+if mode == "slow":
+    time.sleep(2)
 if mode == "garbage":
     print("this is not an inventory <html>")
     sys.exit(0)

@@ -380,8 +380,9 @@ async def test_source_deleted_during_its_sync_ends_it_quietly(seed, services, sc
     world = await seed({})
     source = await add_source(services, world, script)
     script.set_hosts({"late": {"ansible_host": "10.6.6.6"}})
+    script.set_mode("slow")
     running = asyncio.ensure_future(services.inventory_sync.update(source.id))
-    await first_run(script)  # ansible-inventory is reading the script now
+    await first_run(script)  # the script answers 2 s from now: the delete lands mid-sync
     async with services.db.session() as session:
         await session.delete(await session.get(InventorySource, source.id))
         await session.commit()
