@@ -69,6 +69,10 @@ class ServerProcess:
         return self.output
 
     def stop(self) -> int:
+        """SIGTERM and wait; safe to call again (a test may stop it before its fixture does)."""
+        assert self.proc.stdout is not None
+        if self.proc.stdout.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.terminate()
         try:

@@ -13,48 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_env, free_port
+from tests.helpers import ServerProcess, cli_env, run_cli
 
-
-def job_cli_env() -> dict[str, str]:
-    """The default SQLite database in the working directory, and quick polling."""
-    return cli_env(TORNADO_CALLBACK_JOB_POLL_INTERVAL="0.2")
-
-
-class Serve:
-    def __init__(self, workdir: Path, *flags: str) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tornado_callback", "serve", "--port", str(self.port), *flags],
-            cwd=workdir, env=job_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        self.banner = []
-        for line in self.process.stdout:
-            self.banner.append(line)
-            if "listening on" in line and "--demo" not in flags:
-                break
-            if line.startswith("See which host"):
-                break
-        assert self.process.poll() is None, "".join(self.banner)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.process.stdout.close()
-        return code
+POLL = {"TORNADO_CALLBACK_JOB_POLL_INTERVAL": "0.2"}
 
 
 @pytest.fixture
 def started(tmp_path):
+    """Start ``serve --demo FLAGS`` (and record other processes); stop them all afterwards."""
     processes = []
-    yield processes
+
+    def serve(*flags: str) -> ServerProcess:
+        server = ServerProcess("--demo", *flags, cwd=tmp_path, **POLL)
+        processes.append(server)
+        server.wait_for("See which host would match")
+        return server
+
+    yield serve, processes
     for process in processes:
-        if isinstance(process, Serve):
-            if process.process.poll() is None:
-                process.stop()
+        if isinstance(process, ServerProcess):
+            process.stop()
         elif process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -76,16 +54,14 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
 
 
 def job_status(workdir: Path, job_id: int) -> str:
-    shown = subprocess.run([sys.executable, "-m", "tornado_callback", "jobs", "show", str(job_id)],
-                           cwd=workdir, env=job_cli_env(), capture_output=True, text=True, timeout=60, check=True)
+    shown = run_cli("jobs", "show", str(job_id), cwd=workdir, **POLL)
+    assert shown.returncode == 0, shown.stderr
     return re.search(r"^status\s+(\S+)", shown.stdout, re.MULTILINE).group(1)
 
 
 def test_demo_callback_runs_the_playbook_and_writes_the_marker(tmp_path, started):
-    serve = Serve(tmp_path, "--demo")
-    started.append(serve)
-    banner = "".join(serve.banner)
-    callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", banner)
+    serve = started[0]()
+    callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", serve.output)
     key = json.loads(callback.group(1))["host_config_key"]
 
     job = post_callback(callback.group(2), key)
@@ -98,16 +74,15 @@ def test_demo_callback_runs_the_playbook_and_writes_the_marker(tmp_path, started
 
 
 def test_no_worker_serve_leaves_jobs_to_a_worker_process(tmp_path, started):
-    serve = Serve(tmp_path, "--demo", "--no-worker")
-    started.append(serve)
-    callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", "".join(serve.banner))
+    serve = started[0]("--no-worker")
+    callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", serve.output)
     job = post_callback(callback.group(2), json.loads(callback.group(1))["host_config_key"])
 
     time.sleep(1.5)  # several poll intervals: an in-process worker would have taken it
     assert job_status(tmp_path, job["job"]) == "pending"
 
     worker = subprocess.Popen([sys.executable, "-m", "tornado_callback", "worker"], cwd=tmp_path,
-                              env=job_cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started.append(worker)
+                              env=cli_env(**POLL), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started[1].append(worker)
     wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the worker to run the job")
     assert (tmp_path / "demo-marker.txt").exists()
