@@ -20,7 +20,7 @@ from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_pl
 from tornado_callback.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
 from tornado_callback.launch import MSG_ALREADY_PENDING
 from tornado_callback.resolution import HostRef
-from tornado_callback.store.models import JobTemplate
+from tornado_callback.store import queries
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 
@@ -101,14 +101,13 @@ def _pids_running(needle: str) -> list[int]:
 
 async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, int]) -> list[int]:
     """Pending callback jobs, created as the callback creates them."""
-    async with services.db.session() as session:
-        template = await session.get(JobTemplate, template_id)
-        jobs = [
-            await services.launcher.create_callback_job(session, template, HostRef(id=i, name=n), None, "test")
-            for n, i in host_ids.items()
-        ]
-        await session.commit()
-    return [j.id for j in jobs]
+    template = await services.db.read(queries.template_by_id, template_id)
+
+    def create(db):
+        return [services.launcher.create_callback_job(db, template, HostRef(id=i, name=n), None, "test")
+                for n, i in host_ids.items()]
+
+    return await services.db.write(create)
 
 
 @pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"needs PostgreSQL ({PG_ENV})")

@@ -123,7 +123,7 @@ class Accounts:
             user = await queries.user_by_name(session, username)
             if user is None:
                 raise AccountError(f"no user {username!r}")
-            if role not in await queries.user_roles(session, user.id, resource_type, resource_id):
+            if role not in await self.db.read(queries.user_roles, user.id, resource_type, resource_id):
                 session.add(RoleAssignment(
                     user_id=user.id, resource_type=resource_type, resource_id=resource_id, role=role
                 ))
@@ -168,8 +168,7 @@ class Accounts:
         return principal
 
     async def _bearer(self, token: str) -> Principal | None:
-        async with self.db.engine.connect() as connection:
-            row = await queries.token_principal(connection, token_hash(token))
+        row = await self.db.read(queries.token_principal, token_hash(token))
         if row is None:
             return None
         if row.expires is not None and row.expires.timestamp() < time.time():
@@ -181,7 +180,6 @@ class Accounts:
     ) -> bool:
         if principal.is_superuser:
             return True
-        async with self.db.session() as session:
-            held = await queries.user_roles(session, principal.id, resource_type, resource_id)
+        held = await self.db.read(queries.user_roles, principal.id, resource_type, resource_id)
         implied = ROLE_IMPLIES[resource_type]
         return any(role in implied.get(h, ()) for h in held)

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
 from tornado_callback.accounts import Accounts, Principal
 from tornado_callback.errors import (
     CallbackRefused,
@@ -41,7 +43,7 @@ from tornado_callback.resolution import (
 )
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
-from tornado_callback.store.models import CallbackAttempt, JobTemplate
+from tornado_callback.store.models import JobTemplate
 
 KEY_FIELD = "host_config_key"
 MAX_ID = 2**63 - 1
@@ -96,8 +98,7 @@ class CallbackService:
         template_id = parse_template_id(template_ref)
         if template_id is None:
             raise NotFound()
-        async with self.db.engine.connect() as connection:
-            template = await queries.template_by_id(connection, template_id)
+        template = await self.db.read(queries.template_by_id, template_id)
         if template is None:
             raise NotFound()
         return template
@@ -110,16 +111,15 @@ class CallbackService:
         self, template_ref: str, peer: str, headers: tuple[tuple[str, str], ...], body: CallbackBody
     ) -> Accepted:
         started = time.perf_counter()
-        attempt = CallbackAttempt(peer_address=peer, client_addresses=[peer], status_code=202)
+        # The audit record (a callback_attempts row), filled in as the checks go.
+        attempt: dict[str, Any] = {"peer_address": peer, "client_addresses": [peer], "status_code": 202}
         try:
             return await self._launch(template_ref, peer, headers, body, attempt, started)
         except ServiceError as e:
-            attempt.status_code = e.status
-            attempt.msg = str(e.body.get("msg") or e.body.get("detail") or "")
-            attempt.elapsed_ms = _ms_since(started)
-            async with self.db.write_session() as session:
-                session.add(attempt)
-                await session.commit()
+            attempt["status_code"] = e.status
+            attempt["msg"] = str(e.body.get("msg") or e.body.get("detail") or "")
+            attempt["elapsed_ms"] = _ms_since(started)
+            await self.db.write(queries.insert_attempt, attempt)
             raise
 
     async def _launch(
@@ -128,11 +128,11 @@ class CallbackService:
         peer: str,
         headers: tuple[tuple[str, str], ...],
         body: CallbackBody,
-        attempt: CallbackAttempt,
+        attempt: dict[str, Any],
         started: float,
     ) -> Accepted:
         template = await self._template(template_ref)
-        attempt.job_template_id = template.id
+        attempt["job_template_id"] = template.id
         retry_after = self.limiter.retry_after(peer)
         if retry_after is not None:
             raise TooManyRequests(retry_after)
@@ -156,31 +156,32 @@ class CallbackService:
             template.inventory_id
         ):
             resolution = await self.resolve(template, request)
-        attempt.client_addresses = list(resolution.client_addresses)
-        attempt.trace = resolution.trace_dicts()
-        attempt.resolved_by = resolution.resolved_by
+        attempt.update(
+            client_addresses=list(resolution.client_addresses),
+            trace=resolution.trace_dicts(),
+            resolved_by=resolution.resolved_by,
+        )
         if resolution.outcome == "ambiguous":
             raise CallbackRefused(MSG_MULTIPLE)
-        if resolution.host is None:
+        host = resolution.host
+        if host is None:
             raise CallbackRefused(MSG_NO_MATCH)
-        attempt.host_id = resolution.host.id
-        attempt.host_name = resolution.host.name
+        attempt.update(host_id=host.id, host_name=host.name)
 
-        async with self.db.write_session() as session:
-            try:
-                job = await self.launcher.create_callback_job(
-                    session, template, resolution.host, body.fields.get("extra_vars"),
-                    resolution.resolved_by,
-                )
-            except LaunchRefused as e:
-                raise CallbackRefused(e.msg, **e.extra) from e
-            attempt.job_id = job.id
-            attempt.elapsed_ms = _ms_since(started)
-            session.add(attempt)
+        def commit_job(db: Connection) -> int:
+            job_id = self.launcher.create_callback_job(
+                db, template, host, body.fields.get("extra_vars"), resolution.resolved_by)
+            attempt.update(job_id=job_id, elapsed_ms=_ms_since(started))
+            queries.insert_attempt(db, attempt)
+            return job_id
+
+        try:
             # The 202 goes out only after this commit: the job is durable before the host hears of it.
-            await session.commit()
+            job_id = await self.db.write(commit_job)
+        except LaunchRefused as e:
+            raise CallbackRefused(e.msg, **e.extra) from e
         self.launcher.on_job_queued()
-        return Accepted(job.id)
+        return Accepted(job_id)
 
     async def explain(
         self, template_ref: str, principal: Principal, request: CallbackRequest

@@ -35,9 +35,7 @@ class IndexedHostLookup:
         wanted = sorted(set(values))
         if not wanted:
             return []
-        # A bare connection, not a session: a read that loads no ORM objects.
-        async with self.db.engine.connect() as connection:
-            rows = await queries.find_hosts_by_keys(connection, self.inventory_id, kind, wanted)
+        rows = await self.db.read(queries.find_hosts_by_keys, self.inventory_id, kind, wanted)
         return [HostRef(id=row.id, name=row.name, enabled=row.enabled) for row in rows]
 
 
@@ -101,14 +99,26 @@ class Inventories:
             session, host, self.chain.index_keys(host.name, host.variables or {})
         )
 
-    async def ensure_index(self) -> int:
-        """Rebuild the whole index when the resolvers that fill it changed; returns hosts indexed."""
+    async def ensure_index(self, rebuild: bool) -> int:
+        """Keep the index in step with the resolvers that fill it; returns hosts re-indexed.
+
+        An empty inventory is in step with any resolvers: their fingerprint is
+        recorded, so that hosts imported next (e.g. ``inventory import`` before
+        the first ``serve``) are not indexed twice. Otherwise, when the
+        resolvers changed, the index is rebuilt only if ``rebuild``.
+        """
         fingerprint = self.chain.index_fingerprint
         async with self.db.session() as session:
             # Servers starting together on one PostgreSQL database rebuild one
             # at a time; SQLite's single writer serialises them already.
             await queries.lock_index_rebuild(session)
             if await queries.index_fingerprint(session) == fingerprint:
+                return 0
+            if await session.scalar(select(Host.id).limit(1)) is None:
+                await queries.set_index_fingerprint(session, fingerprint)
+                await session.commit()
+                return 0
+            if not rebuild:
                 return 0
             count = 0
             last_id = 0

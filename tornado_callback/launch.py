@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from tornado_callback.extra_vars import ExtraVarsError, parse_variables, without_ansible_keys
 from tornado_callback.resolution import HostRef
 from tornado_callback.secrets_box import SecretsBox, SecretsUnreadable
 from tornado_callback.store import queries
-from tornado_callback.store.models import Credential, Job, JobTemplate
+from tornado_callback.store.models import JobTemplate
 from tornado_callback.survey import SurveyAnswerError, UserInputRequired, survey_answers
 from tornado_callback.survey_secrets import open_password_defaults
 
@@ -72,36 +74,28 @@ class LaunchService:
         except SurveyAnswerError as e:
             raise LaunchRefused(str(e)) from e
 
-    async def check_no_prompt_needed(self, session: AsyncSession, template: JobTemplate) -> None:
-        """A host cannot type a password: refuse templates whose credential asks for one."""
-        if template.credential_id is None:
-            return
-        credential = await session.get(Credential, template.credential_id)
-        if credential is not None and credential.ask_at_launch:
-            raise LaunchRefused(MSG_USER_INPUT)
-
-    async def create_callback_job(
+    def create_callback_job(
         self,
-        session: AsyncSession,
+        db: Connection,
         template: JobTemplate,
         host: HostRef,
         raw_extra_vars: Any,
         resolved_by: str,
-    ) -> Job:
-        """Insert the pending job (flushed, not committed: the caller commits it with its audit record)."""
-        job = await self._new_job(
-            session, template, raw_extra_vars,
+    ) -> int:
+        """Insert the pending job in ``db``'s transaction (the caller commits it with its audit record)."""
+        values = self.job_values(
+            db, template, raw_extra_vars,
             host_id=host.id, launch_type="callback", limit=host.name, resolved_by=resolved_by,
         )
         try:
-            await session.flush()
+            # A savepoint: on PostgreSQL a failed statement would spoil the whole transaction.
+            with db.begin_nested():
+                return queries.insert_job(db, values)
         except IntegrityError as e:
-            await session.rollback()
-            existing = await queries.active_callback_job_id(session, template.id, host.id)
+            existing = queries.active_callback_job_id(db, template.id, host.id)
             if existing is None:  # not the active-job rule: the host went away meanwhile
                 raise LaunchRefused(MSG_NO_MATCH) from e
             raise LaunchRefused(MSG_ALREADY_PENDING, job=existing) from e
-        return job
 
     async def create_manual_job(
         self,
@@ -110,38 +104,38 @@ class LaunchService:
         raw_extra_vars: Any,
         limit: str | None,
         launched_by: int | None,
-    ) -> Job:
-        """Insert the pending job of a launch by a user (flushed, not committed).
+    ) -> int:
+        """Insert the pending job of a launch by a user in ``session``'s transaction; its id.
 
         ``limit`` applies only with ``ask_limit_on_launch``, like launch-time
         variables; otherwise the template's own limit stands, as in AWX.
         """
         if template.inventory_id is None:
             raise LaunchRefused(MSG_NO_INVENTORY)
-        job = await self._new_job(
-            session, template, raw_extra_vars,
-            launch_type="manual", launched_by_id=launched_by,
-            limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
-        )
-        await session.flush()
-        return job
 
-    async def _new_job(
-        self, session: AsyncSession, template: JobTemplate, raw_extra_vars: Any, **fields: Any
-    ) -> Job:
-        """A pending job of ``template`` with the launch-time variables it accepts, added to ``session``."""
+        def insert(sync_session: Session) -> int:
+            db = sync_session.connection()
+            return queries.insert_job(db, self.job_values(
+                db, template, raw_extra_vars, launch_type="manual", launched_by_id=launched_by,
+                limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
+            ))
+
+        return await session.run_sync(insert)
+
+    def job_values(self, db: Connection, template: JobTemplate, raw_extra_vars: Any, **fields: Any) -> dict[str, Any]:
+        """The row of a pending job of ``template``, with the launch-time variables it accepts."""
         launch_vars = self.accepted_variables(template, raw_extra_vars)
-        await self.check_no_prompt_needed(session, template)
-        job = Job(
-            job_template_id=template.id,
-            inventory_id=template.inventory_id,
-            name=template.name,
-            status="pending",
-            extra_vars=merged_variables(template.extra_vars, launch_vars),
+        if template.credential_id is not None and queries.credential_asks_at_launch(db, template.credential_id):
+            # A host cannot type a password, and a launch by API has no prompt either.
+            raise LaunchRefused(MSG_USER_INPUT)
+        return {
+            "job_template_id": template.id,
+            "inventory_id": template.inventory_id,
+            "name": template.name,
+            "status": "pending",
+            "extra_vars": merged_variables(template.extra_vars, launch_vars),
             **fields,
-        )
-        session.add(job)
-        return job
+        }
 
 
 def merged_variables(

@@ -65,7 +65,8 @@ class Services:
         ``reindex`` (what ``serve`` asks for) also rebuilds the host index when
         the resolvers that fill it changed. Other commands and worker processes
         never do: run with another plugins.toml, they would rebuild the index
-        the servers match against with the wrong resolvers.
+        the servers match against with the wrong resolvers. (An empty index
+        needs no rebuild: see ``Inventories.ensure_index``.)
         """
         pm = plugin_manager or make_plugin_manager()
         chain = build_chain(pm, settings)
@@ -75,8 +76,7 @@ class Services:
                 await db.upgrade()
             accounts = Accounts(db, settings.auth_cache_seconds)
             inventories = Inventories(db, chain)
-            if reindex:
-                await inventories.ensure_index()
+            await inventories.ensure_index(rebuild=reindex)
         except BaseException:
             await db.close()
             raise

@@ -205,7 +205,7 @@ class TemplateActions:
                 session, self.admin.resource("job_templates"), principal, template_id, "execute"
             )
             try:
-                job = await self.launcher.create_manual_job(
+                job_id = await self.launcher.create_manual_job(
                     session, template, values.get("extra_vars"), limit, principal.id
                 )
             except LaunchRefused as e:
@@ -216,4 +216,4 @@ class TemplateActions:
             ignored["extra_vars"] = body["extra_vars"]
         if limit is not None and not template.ask_limit_on_launch:
             ignored["limit"] = limit
-        return {"job": job.id, "id": job.id, "type": "job", "url": job_url(job.id), "ignored_fields": ignored}
+        return {"job": job_id, "id": job_id, "type": "job", "url": job_url(job_id), "ignored_fields": ignored}

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from tornado_callback.store.sqlite_worker import SQLiteWorker
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Work = Callable[Concatenate[Connection, P], T]
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -37,6 +43,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_explicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling would defeat SAVEPOINT; SQLAlchemy's
+    # documented remedy: switch it off and emit BEGIN ourselves (_sqlite_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A writer takes the write lock at BEGIN: a deferred transaction that read
+    # first could not upgrade once another process had written (SQLITE_BUSY).
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_sync_sqlite_engine(url: str) -> Engine:
+    """The plain pysqlite engine behind ``Database.read``/``write`` on SQLite."""
+    engine = create_engine(url.replace("sqlite+aiosqlite://", "sqlite://", 1),
+                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_explicit_transactions)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -46,36 +75,57 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 class Database:
+    """The store's engines. Two ways in:
+
+    - ``session`` for the admin API, the CLI and the worker, where the ORM
+      earns its cost;
+    - ``read`` and ``write`` for the callback's hot path: a plain function of a
+      sync ``Connection`` whose statements run as one unit, in one transaction.
+      On SQLite the unit goes to a thread with its own pysqlite connection
+      (``SQLiteWorker``; one for reads, one for writes, so this process's
+      writers queue there rather than in SQLite's sleeping busy handler); on
+      PostgreSQL it runs through ``run_sync`` on asyncpg, which needs no thread.
+    """
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._sqlite_writer = asyncio.Lock()
+        if self.is_postgresql:
+            return
+        self._sync_engine = make_sync_sqlite_engine(url)
+        self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", immediate=False)
+        self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", immediate=True)
 
     @property
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
+
+    @property
+    def sync_engines(self) -> tuple[Engine, ...]:
+        """Every engine statements go through, for event listeners (e.g. to log SQL)."""
+        if self.is_postgresql:
+            return (self.engine.sync_engine,)
+        return (self.engine.sync_engine, self._sync_engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
 
-    @asynccontextmanager
-    async def write_session(self) -> AsyncIterator[AsyncSession]:
-        """A session for a short write transaction on the request path.
-
-        SQLite lets one writer in at a time, and the others wait in its busy
-        handler, which sleeps (up to 100 ms a turn): under concurrent callbacks
-        that, not the work, set the latency. Queueing this process's writers
-        here instead hands the lock on at once. PostgreSQL needs no queue.
-        """
+    async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``work(connection, ...)``'s result, its statements in one transaction."""
         if self.is_postgresql:
-            async with self.session() as session:
-                yield session
-            return
-        async with self._sqlite_writer, self.session() as session:
-            yield session
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work, *args, **kwargs)
+        return await self._reader.submit(work, args, kwargs)
+
+    async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``work(connection, ...)``'s result, committed; rolled back if it raises."""
+        if self.is_postgresql:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(work, *args, **kwargs)
+        return await self._writer.submit(work, args, kwargs)
 
     async def ping(self) -> bool:
         try:
@@ -95,4 +145,8 @@ class Database:
             await connection.run_sync(run)
 
     async def close(self) -> None:
+        if not self.is_postgresql:
+            for worker in (self._reader, self._writer):
+                await asyncio.to_thread(worker.close)
+            self._sync_engine.dispose()
         await self.engine.dispose()

@@ -1,16 +1,22 @@
-"""Queries shared by the services. Each takes a session (the callback's reads: or a connection); none commits."""
+"""Queries shared by the services; none commits.
+
+Most take an ``AsyncSession``. The callback's take a sync ``Connection`` and
+run inside ``Database.read``/``write``, several statements to one hop.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.store.models import (
     ACTIVE_JOB_STATUSES,
     CallbackAttempt,
+    Credential,
     Host,
     HostKey,
     IndexState,
@@ -28,6 +34,9 @@ _hosts = Host.__table__
 _host_keys = HostKey.__table__
 _tokens = Token.__table__
 _users = User.__table__
+_jobs = Job.__table__
+_attempts = CallbackAttempt.__table__
+_roles = RoleAssignment.__table__
 
 HOSTS_BY_KEYS = (
     select(_hosts.c.id, _hosts.c.name, _hosts.c.enabled)
@@ -50,19 +59,37 @@ TOKEN_PRINCIPAL = (
 
 TEMPLATE_BY_ID = select(JobTemplate.__table__).where(JobTemplate.__table__.c.id == bindparam("id"))
 
+ROLES_HELD = select(_roles.c.role).where(
+    _roles.c.user_id == bindparam("user_id"),
+    _roles.c.resource_type == bindparam("resource_type"),
+    _roles.c.resource_id == bindparam("resource_id"),
+)
 
-async def template_by_id(db: AsyncConnection, template_id: int) -> JobTemplate | None:
-    """A detached template read without a session (the callback only reads it)."""
-    row = (await db.execute(TEMPLATE_BY_ID, {"id": template_id})).first()
+ACTIVE_CALLBACK_JOB = select(_jobs.c.id).where(
+    _jobs.c.job_template_id == bindparam("template_id"),
+    _jobs.c.host_id == bindparam("host_id"),
+    _jobs.c.status.in_(ACTIVE_JOB_STATUSES),
+)
+
+CREDENTIAL_ASKS_AT_LAUNCH = select(Credential.__table__.c.ask_at_launch).where(
+    Credential.__table__.c.id == bindparam("id"))
+
+INSERT_JOB = insert(_jobs).returning(_jobs.c.id)
+INSERT_ATTEMPT = insert(_attempts)
+
+
+def template_by_id(db: Connection, template_id: int) -> JobTemplate | None:
+    """A detached template (the callback only reads it)."""
+    row = db.execute(TEMPLATE_BY_ID, {"id": template_id}).first()
     return None if row is None else JobTemplate(**row._mapping)
 
 
-async def find_hosts_by_keys(
-    db: AsyncConnection | AsyncSession, inventory_id: int, kind: str, values: Sequence[str]
+def find_hosts_by_keys(
+    db: Connection, inventory_id: int, kind: str, values: Sequence[str]
 ) -> Sequence[Row[tuple[int, str, bool]]]:
     """Hosts of one inventory with an index key (kind, value in values): one indexed query."""
     params = {"inventory_id": inventory_id, "kind": kind, "values": list(values)}
-    return (await db.execute(HOSTS_BY_KEYS, params)).all()
+    return db.execute(HOSTS_BY_KEYS, params).all()
 
 
 async def replace_host_keys(
@@ -129,40 +156,37 @@ async def set_index_fingerprint(session: AsyncSession, fingerprint: str) -> None
         state.fingerprint = fingerprint
 
 
-async def active_callback_job_id(
-    session: AsyncSession, template_id: int, host_id: int
-) -> int | None:
-    return await session.scalar(
-        select(Job.id).where(
-            Job.job_template_id == template_id,
-            Job.host_id == host_id,
-            Job.status.in_(ACTIVE_JOB_STATUSES),
-        )
-    )
+def active_callback_job_id(db: Connection, template_id: int, host_id: int) -> int | None:
+    return db.scalar(ACTIVE_CALLBACK_JOB, {"template_id": template_id, "host_id": host_id})
+
+
+def credential_asks_at_launch(db: Connection, credential_id: int) -> bool:
+    return bool(db.scalar(CREDENTIAL_ASKS_AT_LAUNCH, {"id": credential_id}))
+
+
+def insert_job(db: Connection, values: dict[str, Any]) -> int:
+    """A new job row (Core: the callback path loads no ORM objects); its id."""
+    return db.execute(INSERT_JOB, values).scalar_one()
+
+
+def insert_attempt(db: Connection, values: dict[str, Any]) -> None:
+    db.execute(INSERT_ATTEMPT, values)
 
 
 async def user_by_name(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def token_principal(
-    db: AsyncConnection | AsyncSession, token_hash: str
+def token_principal(
+    db: Connection, token_hash: str
 ) -> Row[tuple[int, str, bool, dt.datetime | None]] | None:
     """(user id, username, is_superuser, token expiry) of a token, by its hash."""
-    return (await db.execute(TOKEN_PRINCIPAL, {"token_hash": token_hash})).first()
+    return db.execute(TOKEN_PRINCIPAL, {"token_hash": token_hash}).first()
 
 
-async def user_roles(
-    session: AsyncSession, user_id: int, resource_type: str, resource_id: int
-) -> set[str]:
-    rows = await session.scalars(
-        select(RoleAssignment.role).where(
-            RoleAssignment.user_id == user_id,
-            RoleAssignment.resource_type == resource_type,
-            RoleAssignment.resource_id == resource_id,
-        )
-    )
-    return set(rows)
+def user_roles(db: Connection, user_id: int, resource_type: str, resource_id: int) -> set[str]:
+    params = {"user_id": user_id, "resource_type": resource_type, "resource_id": resource_id}
+    return set(db.scalars(ROLES_HELD, params))
 
 
 async def page_of(

@@ -1,0 +1,105 @@
+"""A thread with one SQLite connection that runs units of work for the event loop.
+
+``Database.read`` and ``write`` hand it their units on SQLite. Why not
+aiosqlite or ``run_in_executor``: aiosqlite makes several thread hops per
+statement, and even one hop per unit costs more than the indexed query it
+carries (a future, a wake-up of the thread, a wake-up of the loop). Here the
+units queued while the thread was busy run back to back, and their results
+go back to each loop in one wake-up, so under load the hop is shared (README,
+"Benchmark", has the figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+class SQLiteWorker:
+    def __init__(self, engine: Engine, name: str, immediate: bool) -> None:
+        self.engine = engine
+        # A writer takes the write lock at BEGIN (see database._sqlite_begin).
+        self.immediate = immediate
+        self._queue: list[Unit] = []
+        self._ready = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """The future of ``work(connection, *args, **kwargs)``, run in a transaction of its own."""
+        future = asyncio.get_running_loop().create_future()
+        with self._ready:
+            if self._closing:
+                raise RuntimeError("the database is closed")
+            self._queue.append((work, args, kwargs, future))
+            self._ready.notify()
+        return future
+
+    def close(self) -> None:
+        """Finish the queued units, then stop the thread and close its connection (blocks)."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        self._thread.join()
+
+    def _serve(self) -> None:
+        connection: Connection | None = None
+        try:
+            while units := self._next_units():
+                try:
+                    if connection is None:
+                        connection = self.engine.connect().execution_options(sqlite_immediate=self.immediate)
+                except Exception as e:  # e.g. the file cannot be opened: each unit fails with it
+                    _deliver([(unit[3], None, e) for unit in units])
+                    continue
+                _deliver([_run(connection, unit) for unit in units])
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _next_units(self) -> list[Unit]:
+        """Every unit queued so far, waiting for one; empty once closing and drained."""
+        with self._ready:
+            while not self._queue and not self._closing:
+                self._ready.wait()
+            units, self._queue = self._queue, []
+            return units
+
+
+def _run(connection: Connection, unit: Unit) -> Outcome:
+    work, args, kwargs, future = unit
+    try:
+        with connection.begin():
+            return future, work(connection, *args, **kwargs), None
+    except BaseException as e:  # handed to the coroutine awaiting it, raised there
+        return future, None, e
+
+
+def _deliver(outcomes: list[Outcome]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_loop[outcome[0].get_loop()].append(outcome)
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, batch)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for future, value, error in outcomes:
+        if future.cancelled():  # e.g. a resolver's timeout gave up on it
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
