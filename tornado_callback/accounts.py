@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from tornado_callback.read_cache import ReadCache
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import RoleAssignment, Token, User
+from tornado_callback.store.queries import TokenPrincipal
 
 # Roles on a resource imply the weaker ones, as in AWX.
 ROLE_IMPLIES = {
@@ -67,6 +69,8 @@ class Accounts:
         # is keyed with a per-process secret so the cache holds no usable secret.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         self._cache_key = secrets.token_bytes(32)
+        self._tokens: ReadCache[TokenPrincipal] = ReadCache(db, {"tokens", "users"})
+        self._roles: ReadCache[frozenset[str]] = ReadCache(db, {"role_assignments", "users"})
 
     async def hash_password(self, password: str) -> str:
         return await asyncio.to_thread(self.hasher.hash, password)
@@ -168,7 +172,8 @@ class Accounts:
         return principal
 
     async def _bearer(self, token: str) -> Principal | None:
-        row = await self.db.read(queries.token_principal, token_hash(token))
+        digest = token_hash(token)
+        row = await self._tokens.get(digest, lambda: self.db.read(queries.token_principal, digest))
         if row is None:
             return None
         if row.expires is not None and row.expires.timestamp() < time.time():
@@ -180,6 +185,8 @@ class Accounts:
     ) -> bool:
         if principal.is_superuser:
             return True
-        held = await self.db.read(queries.user_roles, principal.id, resource_type, resource_id)
+        key = (principal.id, resource_type, resource_id)
+        held = await self._roles.get(
+            key, lambda: self.db.read(queries.user_roles, principal.id, resource_type, resource_id)) or ()
         implied = ROLE_IMPLIES[resource_type]
         return any(role in implied.get(h, ()) for h in held)

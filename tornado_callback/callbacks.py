@@ -35,6 +35,7 @@ from tornado_callback.launch import (
     job_url,
 )
 from tornado_callback.ratelimit import BadKeyLimiter
+from tornado_callback.read_cache import ReadCache
 from tornado_callback.resolution import (
     CallbackRequest,
     Resolution,
@@ -93,12 +94,14 @@ class CallbackService:
         self.accounts = accounts
         self.limiter = limiter
         self.inventory_sync = inventory_sync
+        self._templates: ReadCache[JobTemplate] = ReadCache(db, {"job_templates", "inventories"})
 
     async def _template(self, template_ref: str) -> JobTemplate:
         template_id = parse_template_id(template_ref)
         if template_id is None:
             raise NotFound()
-        template = await self.db.read(queries.template_by_id, template_id)
+        template = await self._templates.get(
+            template_id, lambda: self.db.read(queries.template_by_id, template_id))
         if template is None:
             raise NotFound()
         return template

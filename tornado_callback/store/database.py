@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from tornado_callback.store.sqlite_worker import SQLiteWorker
 
@@ -90,7 +91,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info={_DATABASE: self})
+        # Told the names of the tables a session of this Database committed writes to.
+        self.committed_listeners: list[Callable[[frozenset[str]], None]] = []
         if self.is_postgresql:
             return
         self._sync_engine = make_sync_sqlite_engine(url)
@@ -112,6 +115,10 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
+
+    def _committed(self, tables: frozenset[str]) -> None:
+        for listener in self.committed_listeners:
+            listener(tables)
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``work(connection, ...)``'s result, its statements in one transaction."""
@@ -150,3 +157,34 @@ class Database:
                 await asyncio.to_thread(worker.close)
             self._sync_engine.dispose()
         await self.engine.dispose()
+
+
+# Which tables a session wrote, so that caches of this process forget what a
+# commit changed (see ReadCache). Sessions only: the callback's own writes
+# (Database.write) touch jobs and audit records, which nothing caches.
+_DATABASE = "tornado_callback.database"
+_WRITTEN = "tornado_callback.tables_written"
+
+
+def _note_tables(session: Session, tables: Any) -> None:
+    if _DATABASE in session.info:
+        session.info.setdefault(_WRITTEN, set()).update(table.name for table in tables)
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _flush: UOWTransaction) -> None:
+    _note_tables(session, (obj.__table__ for obj in (*session.new, *session.dirty, *session.deleted)))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        _note_tables(state.session, [state.statement.table])
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    # (Writes rolled back before a commit are reported too: forgetting more is harmless.)
+    written = session.info.pop(_WRITTEN, None)
+    if written:
+        session.info[_DATABASE]._committed(frozenset(written))

@@ -177,16 +177,17 @@ async def user_by_name(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == username))
 
 
-def token_principal(
-    db: Connection, token_hash: str
-) -> Row[tuple[int, str, bool, dt.datetime | None]] | None:
-    """(user id, username, is_superuser, token expiry) of a token, by its hash."""
+TokenPrincipal = Row[tuple[int, str, bool, dt.datetime | None]]
+
+
+def token_principal(db: Connection, token_hash: str) -> TokenPrincipal | None:
+    """(id, username, is_superuser, expires): the user of a token and its expiry, by its hash."""
     return db.execute(TOKEN_PRINCIPAL, {"token_hash": token_hash}).first()
 
 
-def user_roles(db: Connection, user_id: int, resource_type: str, resource_id: int) -> set[str]:
+def user_roles(db: Connection, user_id: int, resource_type: str, resource_id: int) -> frozenset[str]:
     params = {"user_id": user_id, "resource_type": resource_type, "resource_id": resource_id}
-    return set(db.scalars(ROLES_HELD, params))
+    return frozenset(db.scalars(ROLES_HELD, params))
 
 
 async def page_of(
