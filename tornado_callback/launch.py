@@ -88,14 +88,12 @@ class LaunchService:
             host_id=host.id, launch_type="callback", limit=host.name, resolved_by=resolved_by,
         )
         try:
-            # A savepoint: on PostgreSQL a failed statement would spoil the whole transaction.
-            with db.begin_nested():
-                return queries.insert_job(db, values)
-        except IntegrityError as e:
-            existing = queries.active_callback_job_id(db, template.id, host.id)
-            if existing is None:  # not the active-job rule: the host went away meanwhile
-                raise LaunchRefused(MSG_NO_MATCH) from e
-            raise LaunchRefused(MSG_ALREADY_PENDING, job=existing) from e
+            job_id = queries.insert_callback_job(db, values)
+        except IntegrityError as e:  # the host was deleted since it matched
+            raise LaunchRefused(MSG_NO_MATCH) from e
+        if job_id is None:
+            raise LaunchRefused(MSG_ALREADY_PENDING, job=queries.active_callback_job_id(db, template.id, host.id))
+        return job_id
 
     async def create_manual_job(
         self,

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.store.models import (
@@ -75,6 +77,12 @@ CREDENTIAL_ASKS_AT_LAUNCH = select(Credential.__table__.c.ask_at_launch).where(
     Credential.__table__.c.id == bindparam("id"))
 
 INSERT_JOB = insert(_jobs).returning(_jobs.c.id)
+# Skips the row, rather than failing, when the host already has an active
+# callback job of the template (uq_jobs_active_callback): no savepoint needed.
+INSERT_CALLBACK_JOB = {
+    "sqlite": sqlite_insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
+    "postgresql": postgresql_insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
+}
 INSERT_ATTEMPT = insert(_attempts)
 
 
@@ -167,6 +175,11 @@ def credential_asks_at_launch(db: Connection, credential_id: int) -> bool:
 def insert_job(db: Connection, values: dict[str, Any]) -> int:
     """A new job row (Core: the callback path loads no ORM objects); its id."""
     return db.execute(INSERT_JOB, values).scalar_one()
+
+
+def insert_callback_job(db: Connection, values: dict[str, Any]) -> int | None:
+    """The id of a new callback job, or None when the host already has one active."""
+    return db.execute(INSERT_CALLBACK_JOB[db.dialect.name], values).scalar()
 
 
 def insert_attempt(db: Connection, values: dict[str, Any]) -> None:
