@@ -32,6 +32,7 @@ from tornado_callback.resolution import (
     ResolutionState,
     ResolverResult,
     normalise_address,
+    parse_address,
 )
 
 NAME = "x_forwarded_for"
@@ -140,11 +141,8 @@ class ForwardedForResolver(HostResolver):
         self.header = header
 
     def is_trusted(self, node: str) -> bool:
-        address = normalise_address(node)
-        if address is None:
-            return False
-        ip = ipaddress.ip_address(address)
-        return any(ip in network for network in self.trusted_proxies)
+        ip = parse_address(node)
+        return ip is not None and any(ip in network for network in self.trusted_proxies)
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup

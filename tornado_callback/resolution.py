@@ -9,6 +9,7 @@ API a resolver plugin sees, built-in or third-party.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import json
@@ -28,6 +29,29 @@ def normalise_address(value: str) -> str | None:
     Brackets and IPv6 zone ids are dropped, IPv4-mapped IPv6 becomes IPv4, so
     that ``::ffff:10.0.0.5``, ``[::FFFF:10.0.0.5]`` and ``10.0.0.5`` agree.
     """
+    # One request asks about the same few strings several times (the proxy's
+    # address, the client's), and parsing them was half of the chain's cost.
+    # Cached, but only strings short enough to be an address: a client cannot
+    # fill the cache with large ones.
+    return _normalise_address(value) if len(value) <= MAX_ADDRESS_TEXT else None
+
+
+def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``value`` names, normalised as by ``normalise_address``; None if it names none."""
+    return _parse_address(value) if len(value) <= MAX_ADDRESS_TEXT else None
+
+
+MAX_ADDRESS_TEXT = 80  # "[" + 45 characters of IPv6 + "%" + a zone id + "]", and spaces around
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalise_address(value: str) -> str | None:
+    address = _parse_address(value)
+    return None if address is None else str(address)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = value.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
@@ -37,8 +61,8 @@ def normalise_address(value: str) -> str | None:
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return str(address)
+        return address.ipv4_mapped
+    return address
 
 
 def normalise_name(value: str) -> str:

@@ -45,16 +45,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_explicit_transactions(dbapi_connection: Any, _record: Any) -> None:
-    # pysqlite's own transaction handling would defeat SAVEPOINT; SQLAlchemy's
-    # documented remedy: switch it off and emit BEGIN ourselves (_sqlite_begin).
+    # pysqlite begins transactions by guessing from the statement (and defers
+    # the write lock); SQLAlchemy's documented remedy: switch that off and emit
+    # BEGIN ourselves (_sqlite_begin).
     dbapi_connection.isolation_level = None
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # A writer takes the write lock at BEGIN: a deferred transaction that read
-    # first could not upgrade once another process had written (SQLITE_BUSY).
-    immediate = connection.get_execution_options().get("sqlite_immediate", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    """BEGIN as the connection's ``sqlite_begin`` option says; None: none (autocommit reads).
+
+    A writer says BEGIN IMMEDIATE, taking the write lock at once: a deferred
+    transaction that read first could not upgrade once another process had
+    written (SQLITE_BUSY). Sent to the driver directly: through SQLAlchemy's
+    statement machinery it cost as much as the query it opened.
+    """
+    statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+    if statement:
+        connection.connection.driver_connection.execute(statement)
 
 
 def make_sync_sqlite_engine(url: str) -> Engine:
@@ -81,7 +88,8 @@ class Database:
     - ``session`` for the admin API, the CLI and the worker, where the ORM
       earns its cost;
     - ``read`` and ``write`` for the callback's hot path: a plain function of a
-      sync ``Connection`` whose statements run as one unit, in one transaction.
+      sync ``Connection`` whose statements run as one unit (``write``: in one
+      transaction).
       On SQLite the unit goes to a thread with its own pysqlite connection
       (``SQLiteWorker``; one for reads, one for writes, so this process's
       writers queue there rather than in SQLite's sleeping busy handler); on
@@ -97,8 +105,9 @@ class Database:
         if self.is_postgresql:
             return
         self._sync_engine = make_sync_sqlite_engine(url)
-        self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", immediate=False)
-        self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", immediate=True)
+        # Reads run in autocommit: each statement sees what was committed before it.
+        self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", begin=None)
+        self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", begin="BEGIN IMMEDIATE")
 
     @property
     def is_postgresql(self) -> bool:
@@ -121,7 +130,8 @@ class Database:
             listener(tables)
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``work(connection, ...)``'s result, its statements in one transaction."""
+        """``work(connection, ...)``'s result. Each statement reads what was committed before it
+        (SQLite runs them in autocommit; on PostgreSQL they share a transaction)."""
         if self.is_postgresql:
             async with self.engine.connect() as connection:
                 return await connection.run_sync(work, *args, **kwargs)

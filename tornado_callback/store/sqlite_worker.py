@@ -24,10 +24,10 @@ Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
 class SQLiteWorker:
-    def __init__(self, engine: Engine, name: str, immediate: bool) -> None:
+    def __init__(self, engine: Engine, name: str, begin: str | None) -> None:
         self.engine = engine
-        # A writer takes the write lock at BEGIN (see database._sqlite_begin).
-        self.immediate = immediate
+        # The statement that opens each unit's transaction (see database._sqlite_begin).
+        self.begin = begin
         self._queue: list[Unit] = []
         self._ready = threading.Condition()
         self._closing = False
@@ -35,7 +35,7 @@ class SQLiteWorker:
         self._thread.start()
 
     def submit(self, work: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-        """The future of ``work(connection, *args, **kwargs)``, run in a transaction of its own."""
+        """The future of ``work(connection, *args, **kwargs)``, committed when it returns."""
         future = asyncio.get_running_loop().create_future()
         with self._ready:
             if self._closing:
@@ -57,7 +57,7 @@ class SQLiteWorker:
             while units := self._next_units():
                 try:
                     if connection is None:
-                        connection = self.engine.connect().execution_options(sqlite_immediate=self.immediate)
+                        connection = self.engine.connect().execution_options(sqlite_begin=self.begin)
                 except Exception as e:  # e.g. the file cannot be opened: each unit fails with it
                     _deliver([(unit[3], None, e) for unit in units])
                     continue
