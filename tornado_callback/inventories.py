@@ -36,7 +36,7 @@ class IndexedHostLookup:
         if not wanted:
             return []
         rows = await self.db.read(queries.find_hosts_by_keys, self.inventory_id, kind, wanted)
-        return [HostRef(id=row.id, name=row.name, enabled=row.enabled) for row in rows]
+        return [HostRef(id=host_id, name=name, enabled=enabled) for host_id, name, enabled in rows]
 
 
 class Inventories:
