@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -164,7 +163,7 @@ class Database:
     async def close(self) -> None:
         if not self.is_postgresql:
             for worker in (self._reader, self._writer):
-                await asyncio.to_thread(worker.close)
+                await worker.close()
             self._sync_engine.dispose()
         await self.engine.dispose()
 

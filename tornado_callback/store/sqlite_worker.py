@@ -12,6 +12,8 @@ go back to each loop in one wake-up, so under load the hop is shared (README,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,33 +30,34 @@ class SQLiteWorker:
         self.engine = engine
         # The statement that opens each unit's transaction (see database._sqlite_begin).
         self.begin = begin
-        self._queue: list[Unit] = []
-        self._ready = threading.Condition()
-        self._closing = False
+        # None in the queue: close() was called.
+        self._queue: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, work: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
         """The future of ``work(connection, *args, **kwargs)``, committed when it returns."""
+        if self._closed:
+            raise RuntimeError("the database is closed")
         future = asyncio.get_running_loop().create_future()
-        with self._ready:
-            if self._closing:
-                raise RuntimeError("the database is closed")
-            self._queue.append((work, args, kwargs, future))
-            self._ready.notify()
+        self._queue.put((work, args, kwargs, future))
         return future
 
-    def close(self) -> None:
-        """Finish the queued units, then stop the thread and close its connection (blocks)."""
-        with self._ready:
-            self._closing = True
-            self._ready.notify()
-        self._thread.join()
+    async def close(self) -> None:
+        """Run the units already queued, then stop the thread and close its connection."""
+        self._closed = True
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
 
     def _serve(self) -> None:
         connection: Connection | None = None
         try:
-            while units := self._next_units():
+            closing = False
+            while not closing:
+                units, closing = self._next_units()
+                if not units:
+                    continue
                 try:
                     if connection is None:
                         connection = self.engine.connect().execution_options(sqlite_begin=self.begin)
@@ -66,13 +69,14 @@ class SQLiteWorker:
             if connection is not None:
                 connection.close()
 
-    def _next_units(self) -> list[Unit]:
-        """Every unit queued so far, waiting for one; empty once closing and drained."""
-        with self._ready:
-            while not self._queue and not self._closing:
-                self._ready.wait()
-            units, self._queue = self._queue, []
-            return units
+    def _next_units(self) -> tuple[list[Unit], bool]:
+        """Every unit queued so far, waiting for the first; and whether close() was called."""
+        items = [self._queue.get()]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                items.append(self._queue.get_nowait())
+        units = [item for item in items if item is not None]
+        return units, len(units) < len(items)
 
 
 def _run(connection: Connection, unit: Unit) -> Outcome:
