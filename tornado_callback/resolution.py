@@ -97,8 +97,15 @@ class CallbackRequest:
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case), one per header line, in order."""
-        wanted = name.lower()
-        return [value for key, value in self.headers if key.lower() == wanted]
+        return list(self._values_by_name.get(name.lower(), ()))
+
+    @functools.cached_property
+    def _values_by_name(self) -> dict[str, list[str]]:
+        # Built once: several resolvers ask for headers of each request.
+        by_name: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            by_name.setdefault(key.lower(), []).append(value)
+        return by_name
 
 
 @dataclass(frozen=True)
