@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -89,3 +91,31 @@ def test_unusable_database_url_is_a_clear_error(tmp_path):
     result = run_cli("jobs", "list", "--database-url", "mysql://x@y/z", cwd=tmp_path)
     assert result.returncode == 2
     assert "unsupported database URL" in result.stderr
+
+
+def test_a_callback_in_flight_when_the_server_stops_is_answered(cli, database_url, tmp_path):
+    assert cli("db", "upgrade").returncode == 0
+    assert cli("inventory", "create", "prod").returncode == 0
+    assert cli("host", "add", "prod", "web1", "--var", "ansible_host=127.0.0.1").returncode == 0
+    assert cli("template", "create", "site", "--inventory", "prod", "--playbook", "site.yml",
+               "--host-config-key", "k3y").returncode == 0
+    server = ServerProcess("--database-url", database_url, "--no-worker", cwd=tmp_path)
+    try:
+        server.wait_for("listening on")
+        body = b'{"host_config_key": "k3y"}'
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(b"POST /api/v2/job_templates/1/callback/ HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+            time.sleep(0.5)  # the request is in flight: headers read, body incomplete
+            server.proc.terminate()
+            time.sleep(0.5)
+            client.sendall(body[10:])
+            answer = client.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 202"), answer
+        assert '"job": 1' in answer
+        assert server.proc.wait(timeout=30) == 0
+    finally:
+        assert server.stop() == 0, server.output
+    assert "Traceback" not in server.output, server.output
+    assert re.search(r"^1\s+1\s+pending\s+callback\s+web1", cli("jobs", "list").stdout, re.M)

@@ -18,10 +18,11 @@ from tornado.netutil import bind_sockets
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.executor import start_workers
 from tornado_callback.handlers.admin import api_routes
-from tornado_callback.handlers.base import NotFoundHandler
+from tornado_callback.handlers.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.services import Services
 
 log = logging.getLogger("tornado_callback")
+SHUTDOWN_GRACE_SECONDS = 20.0
 
 # Every path is served with and without its trailing slash: the stock client
 # scripts treat a redirect as a failure. Every route is declared in
@@ -38,6 +39,7 @@ def make_app(services: Services) -> tornado.web.Application:
         # Tornado's own "Uncaught exception" log carries no request body or
         # headers; keep it that way (no debug mode, no serve_traceback).
         serve_traceback=False,
+        requests_in_flight=RequestsInFlight(),  # read by handlers under IN_FLIGHT
     )
 
 
@@ -50,13 +52,17 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def make_server(services: Services) -> HTTPServer:
+    return http_server(make_app(services), services.settings)
+
+
+def http_server(app: tornado.web.Application, settings: Settings) -> HTTPServer:
     # xheaders=False: Tornado's xheaders trusts X-Forwarded-For from anyone;
     # the x_forwarded_for resolver trusts it only from configured proxies.
     return HTTPServer(
-        make_app(services),
+        app,
         xheaders=False,
-        ssl_options=ssl_context(services.settings),
-        max_body_size=services.settings.max_body_size,
+        ssl_options=ssl_context(settings),
+        max_body_size=settings.max_body_size,
     )
 
 
@@ -107,7 +113,8 @@ async def _serve(
 ) -> None:
     services = await Services.start(settings, upgrade=False)
     services.refresher.start()
-    server = make_server(services)
+    app = make_app(services)
+    server = http_server(app, settings)
     server.add_sockets(sockets)
     # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
     workers = start_workers(services)
@@ -124,6 +131,11 @@ async def _serve(
         await stop.wait()
     finally:
         server.stop()
-        await workers.stop()
+        # Answer what was asked before the signal, then close the connections;
+        # requests cut off by that still finish their work before the database closes.
+        in_flight = app.settings[IN_FLIGHT]
+        await in_flight.finish(SHUTDOWN_GRACE_SECONDS, later_ones=False)
         await server.close_all_connections()
+        await in_flight.finish(SHUTDOWN_GRACE_SECONDS, later_ones=True)
+        await workers.stop()
         await services.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -14,6 +15,7 @@ from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND, DETAIL_U
 from tornado_callback.services import Services
 
 REALM = 'Basic realm="tornado-callback"'
+IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 25
 
@@ -42,11 +44,38 @@ def bad_request(detail: str) -> APIError:
     return APIError(400, {"detail": detail})
 
 
+class RequestsInFlight:
+    """The requests this server is answering, so that a stopping server lets them finish."""
+
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def started(self) -> asyncio.Future[None]:
+        """A future to resolve when the request is answered."""
+        answered = asyncio.get_running_loop().create_future()
+        self._pending.add(answered)
+        answered.add_done_callback(self._pending.discard)
+        return answered
+
+    async def finish(self, timeout: float, *, later_ones: bool) -> None:
+        """Wait, at most ``timeout`` seconds, for the requests in flight now (and, with
+        ``later_ones``, for those that start meanwhile) to be answered."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        waiting = set(self._pending)
+        while waiting and (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(waiting, timeout=remaining)
+            waiting = set(self._pending) if later_ones else {f for f in waiting if not f.done()}
+
+
 class APIHandler(tornado.web.RequestHandler):
     services: Services
 
     def initialize(self, services: Services) -> None:
         self.services = services
+        self._answered = self.application.settings[IN_FLIGHT].started()
+
+    def on_finish(self) -> None:
+        self._answered.set_result(None)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
