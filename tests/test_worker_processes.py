@@ -104,7 +104,8 @@ async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, in
     template = await services.db.read(queries.template_by_id, template_id)
 
     def create(db):
-        return [services.launcher.create_callback_job(db, template, HostRef(id=i, name=n), None, "test")
+        return [services.launcher.create_callback_job(
+                    db, template, services.launcher.callback_job(template, HostRef(id=i, name=n), None, "test"))
                 for n, i in host_ids.items()]
 
     return await services.db.write(create)

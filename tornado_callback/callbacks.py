@@ -172,13 +172,15 @@ class CallbackService:
         attempt.update(host_id=host.id, host_name=host.name)
 
         def commit_job(db: Connection) -> int:
-            job_id = self.launcher.create_callback_job(
-                db, template, host, body.fields.get("extra_vars"), resolution.resolved_by)
+            job_id = self.launcher.create_callback_job(db, template, job)
             attempt.update(job_id=job_id, elapsed_ms=_ms_since(started))
             queries.insert_attempt(db, attempt)
             return job_id
 
         try:
+            # Variables and survey answers are checked here, not in the write
+            # transaction, which would hold SQLite's write lock meanwhile.
+            job = self.launcher.callback_job(template, host, body.fields.get("extra_vars"), resolution.resolved_by)
             # The 202 goes out only after this commit: the job is durable before the host hears of it.
             job_id = await self.db.write(commit_job)
         except LaunchRefused as e:

@@ -74,25 +74,25 @@ class LaunchService:
         except SurveyAnswerError as e:
             raise LaunchRefused(str(e)) from e
 
-    def create_callback_job(
-        self,
-        db: Connection,
-        template: JobTemplate,
-        host: HostRef,
-        raw_extra_vars: Any,
-        resolved_by: str,
-    ) -> int:
-        """Insert the pending job in ``db``'s transaction (the caller commits it with its audit record)."""
-        values = self.job_values(
-            db, template, raw_extra_vars,
+    def callback_job(
+        self, template: JobTemplate, host: HostRef, raw_extra_vars: Any, resolved_by: str
+    ) -> dict[str, Any]:
+        """The row of ``host``'s callback job, checked before any database work."""
+        return self.job_values(
+            template, raw_extra_vars,
             host_id=host.id, launch_type="callback", limit=host.name, resolved_by=resolved_by,
         )
+
+    def create_callback_job(self, db: Connection, template: JobTemplate, job: dict[str, Any]) -> int:
+        """Insert the pending job in ``db``'s transaction (the caller commits it with its audit record)."""
+        self.refuse_prompts(db, template)
         try:
-            job_id = queries.insert_callback_job(db, values)
+            job_id = queries.insert_callback_job(db, job)
         except IntegrityError as e:  # the host was deleted since it matched
             raise LaunchRefused(MSG_NO_MATCH) from e
         if job_id is None:
-            raise LaunchRefused(MSG_ALREADY_PENDING, job=queries.active_callback_job_id(db, template.id, host.id))
+            existing = queries.active_callback_job_id(db, template.id, job["host_id"])
+            raise LaunchRefused(MSG_ALREADY_PENDING, job=existing)
         return job_id
 
     async def create_manual_job(
@@ -110,22 +110,21 @@ class LaunchService:
         """
         if template.inventory_id is None:
             raise LaunchRefused(MSG_NO_INVENTORY)
+        job = self.job_values(
+            template, raw_extra_vars, launch_type="manual", launched_by_id=launched_by,
+            limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
+        )
 
         def insert(sync_session: Session) -> int:
             db = sync_session.connection()
-            return queries.insert_job(db, self.job_values(
-                db, template, raw_extra_vars, launch_type="manual", launched_by_id=launched_by,
-                limit=limit if template.ask_limit_on_launch and limit is not None else template.limit,
-            ))
+            self.refuse_prompts(db, template)
+            return queries.insert_job(db, job)
 
         return await session.run_sync(insert)
 
-    def job_values(self, db: Connection, template: JobTemplate, raw_extra_vars: Any, **fields: Any) -> dict[str, Any]:
+    def job_values(self, template: JobTemplate, raw_extra_vars: Any, **fields: Any) -> dict[str, Any]:
         """The row of a pending job of ``template``, with the launch-time variables it accepts."""
         launch_vars = self.accepted_variables(template, raw_extra_vars)
-        if template.credential_id is not None and queries.credential_asks_at_launch(db, template.credential_id):
-            # A host cannot type a password, and a launch by API has no prompt either.
-            raise LaunchRefused(MSG_USER_INPUT)
         return {
             "job_template_id": template.id,
             "inventory_id": template.inventory_id,
@@ -134,6 +133,12 @@ class LaunchService:
             "extra_vars": merged_variables(template.extra_vars, launch_vars),
             **fields,
         }
+
+    @staticmethod
+    def refuse_prompts(db: Connection, template: JobTemplate) -> None:
+        """A host cannot type a password, and a launch by API has no prompt either."""
+        if template.credential_id is not None and queries.credential_asks_at_launch(db, template.credential_id):
+            raise LaunchRefused(MSG_USER_INPUT)
 
 
 def merged_variables(

@@ -92,8 +92,7 @@ class Database:
       earns its cost;
     - ``read`` and ``write`` for the callback's hot path: a plain function of a
       sync ``Connection`` whose statements run as one unit (``write``: in one
-      transaction).
-      On SQLite the unit goes to a thread with its own pysqlite connection
+      transaction). On SQLite the unit goes to a thread with its own pysqlite connection
       (``SQLiteWorker``; one for reads, one for writes, so this process's
       writers queue there rather than in SQLite's sleeping busy handler); on
       PostgreSQL it runs through ``run_sync`` on asyncpg, which needs no thread.
