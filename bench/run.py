@@ -125,7 +125,11 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def start(command: list[str], url: str, log: Path, cwd: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-    wait_until_up(url, process, log)
+    try:
+        wait_until_up(url, process, log)
+    except BaseException:
+        stop(process)  # one that never answered must not outlive the run
+        raise
     return process
 
 
