@@ -37,7 +37,6 @@ from tornado_callback.resolution import (
 
 NAME = "x_forwarded_for"
 HEADERS = {h.lower(): h for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")}
-TRUSTED_ANSWERS_KEPT = 4096
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # RFC 7239 forwarded-pair: token "=" ( token / quoted-string ), OWS around separators.
@@ -140,20 +139,10 @@ class ForwardedForResolver(HostResolver):
     def __init__(self, trusted_proxies: Iterable[Network] = (), header: str = "X-Forwarded-For") -> None:
         self.trusted_proxies = tuple(trusted_proxies)
         self.header = header
-        self._trusted: dict[str, bool] = {}
 
     def is_trusted(self, node: str) -> bool:
-        # Asked of the same proxy addresses on every request: answers are kept
-        # (for address-length strings only, so that a client cannot grow the map).
-        trusted = self._trusted.get(node)
-        if trusted is None:
-            ip = parse_address(node)
-            trusted = ip is not None and any(ip in network for network in self.trusted_proxies)
-            if ip is not None:
-                if len(self._trusted) >= TRUSTED_ANSWERS_KEPT:
-                    self._trusted.clear()
-                self._trusted[node] = trusted
-        return trusted
+        ip = parse_address(node)
+        return ip is not None and any(ip in network for network in self.trusted_proxies)
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup

@@ -33,6 +33,11 @@ ROLE_IMPLIES = {
 }
 
 
+def roles_granting(resource_type: str, role: str) -> frozenset[str]:
+    """The held roles that imply ``role`` (e.g. admin and execute imply read)."""
+    return frozenset(held for held, implied in ROLE_IMPLIES[resource_type].items() if role in implied)
+
+
 class AccountError(ValueError):
     """A user or token request that cannot be carried out (the message says why)."""
 
@@ -187,6 +192,5 @@ class Accounts:
             return True
         key = (principal.id, resource_type, resource_id)
         held = await self._roles.get(
-            key, lambda: self.db.read(queries.user_roles, principal.id, resource_type, resource_id)) or ()
-        implied = ROLE_IMPLIES[resource_type]
-        return any(role in implied.get(h, ()) for h in held)
+            key, lambda: self.db.read(queries.user_roles, principal.id, resource_type, resource_id))
+        return bool(held and held & roles_granting(resource_type, role))

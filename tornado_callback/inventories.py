@@ -32,7 +32,7 @@ class IndexedHostLookup:
         self.inventory_id = inventory_id
 
     async def find(self, kind: str, values: Iterable[str]) -> list[HostRef]:
-        wanted = sorted(set(values))
+        wanted = list(dict.fromkeys(values))
         if not wanted:
             return []
         rows = await self.db.read(queries.find_hosts_by_keys, self.inventory_id, kind, wanted)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tornado_callback.accounts import ROLE_IMPLIES, Accounts, Principal
+from tornado_callback.accounts import Accounts, Principal, roles_granting
 from tornado_callback.errors import NotFound, PermissionDenied, ServiceError
 from tornado_callback.launch import job_url
 from tornado_callback.store import job_queue, queries
@@ -94,10 +94,6 @@ def can_cancel(job: Job) -> bool:
     return job.status in ACTIVE_JOB_STATUSES
 
 
-def _roles_granting(role: str) -> list[str]:
-    return [held for held, implied in ROLE_IMPLIES["job_template"].items() if role in implied]
-
-
 class JobsService:
     def __init__(self, db: Database, accounts: Accounts) -> None:
         self.db = db
@@ -109,7 +105,7 @@ class JobsService:
         readable = select(RoleAssignment.resource_id).where(
             RoleAssignment.user_id == principal.id,
             RoleAssignment.resource_type == "job_template",
-            RoleAssignment.role.in_(_roles_granting("read")),
+            RoleAssignment.role.in_(roles_granting("job_template", "read")),
         )
         return stmt.where(Job.job_template_id.in_(readable))
 

@@ -29,25 +29,20 @@ def normalise_address(value: str) -> str | None:
     Brackets and IPv6 zone ids are dropped, IPv4-mapped IPv6 becomes IPv4, so
     that ``::ffff:10.0.0.5``, ``[::FFFF:10.0.0.5]`` and ``10.0.0.5`` agree.
     """
-    # One request asks about the same few strings several times (the proxy's
-    # address, the client's), and parsing them was half of the chain's cost.
-    # Cached, but only strings short enough to be an address: a client cannot
-    # fill the cache with large ones.
-    return _normalise_address(value) if len(value) <= MAX_ADDRESS_TEXT else None
+    address = parse_address(value)
+    return None if address is None else str(address)
 
 
 def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address ``value`` names, normalised as by ``normalise_address``; None if it names none."""
+    # One request asks about the same few strings several times (the proxy's
+    # address, the client's), and parsing them was half of the chain's cost.
+    # Cached, but only strings short enough to be an address: a client cannot
+    # fill the cache with large ones.
     return _parse_address(value) if len(value) <= MAX_ADDRESS_TEXT else None
 
 
 MAX_ADDRESS_TEXT = 80  # "[" + 45 characters of IPv6 + "%" + a zone id + "]", and spaces around
-
-
-@functools.lru_cache(maxsize=8192)
-def _normalise_address(value: str) -> str | None:
-    address = _parse_address(value)
-    return None if address is None else str(address)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -97,15 +92,8 @@ class CallbackRequest:
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case), one per header line, in order."""
-        return list(self._values_by_name.get(name.lower(), ()))
-
-    @functools.cached_property
-    def _values_by_name(self) -> dict[str, list[str]]:
-        # Built once: several resolvers ask for headers of each request.
-        by_name: dict[str, list[str]] = {}
-        for key, value in self.headers:
-            by_name.setdefault(key.lower(), []).append(value)
-        return by_name
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
 
 
 @dataclass(frozen=True)

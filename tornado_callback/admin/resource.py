@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.accounts import ROLE_IMPLIES, Principal
+from tornado_callback.accounts import Principal, roles_granting
 from tornado_callback.admin.fields import Field, ForeignKey
 from tornado_callback.store.models import Base, RoleAssignment
 
@@ -23,14 +23,11 @@ if TYPE_CHECKING:
 API = "/api/v2"
 
 
-def roles_granting(resource_type: str, role: str) -> set[str]:
-    """The held roles that imply ``role`` (e.g. admin and execute imply read)."""
-    return {held for held, implied in ROLE_IMPLIES[resource_type].items() if role in implied}
-
-
 async def holds_role(
     session: AsyncSession, principal: Principal, resource_type: str, resource_id: int | None, role: str
 ) -> bool:
+    # In the admin request's own transaction, not through Accounts.has_role's
+    # one-second cache: a change is allowed or refused on what is committed now.
     if principal.is_superuser:
         return True
     if resource_id is None:

@@ -41,7 +41,6 @@ _attempts = CallbackAttempt.__table__
 _roles = RoleAssignment.__table__
 
 
-
 class DriverStatement:
     """A Core statement compiled once per dialect and run with ``exec_driver_sql``.
 
