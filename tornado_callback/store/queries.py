@@ -7,12 +7,26 @@ run inside ``Database.read``/``write``, several statements to one hop.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Compiled, Connection, Executable, Row, bindparam, delete, func, insert, select
+from sqlalchemy import (
+    Compiled,
+    Connection,
+    Executable,
+    Insert,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.store.models import (
@@ -42,25 +56,96 @@ _roles = RoleAssignment.__table__
 
 
 class DriverStatement:
-    """A Core statement compiled once per dialect and run with ``exec_driver_sql``.
+    """A Core statement compiled once per dialect and run on the driver's cursor.
 
-    For the statement every callback runs: compiling it and processing its
-    parameters and rows on each execution cost more than the indexed query
-    (README, "Benchmark"). Only for statements whose parameters and columns
-    need no type processing (integers and text; booleans come back as 0/1 on
-    SQLite).
+    For the statements every callback runs: SQLAlchemy's per-execution work
+    (compiling or looking up the statement, processing parameters, building
+    result metadata from the cursor for each execution) cost several times
+    the work in the database (README, "Benchmark"). What that work is for is
+    kept: the Connection's cursor events still see each statement (SQL
+    observers such as tests), and driver errors are raised as SQLAlchemy's
+    (``IntegrityError``...). Parameters go to the driver as given and rows
+    come back as the driver gives them, so only for statements whose
+    parameters and columns need no type processing (integers and text;
+    booleans come back as 0/1 on SQLite). ``statement`` may name one
+    statement per dialect name.
     """
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable | Mapping[str, Executable]) -> None:
         self.statement = statement
         self._compiled: dict[str, Compiled] = {}
 
-    def rows(self, db: Connection, params: dict[str, Any]) -> Sequence[Row[Any]]:
-        compiled = self._compiled.get(db.dialect.name)
+    def compiled(self, dialect: Dialect) -> Compiled:
+        compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            compiled = self._compiled[db.dialect.name] = self.statement.compile(dialect=db.dialect)
-        positional = tuple(params[name] for name in compiled.positiontup or ())
-        return db.exec_driver_sql(compiled.string, positional).all()
+            statement = self.statement[dialect.name] if isinstance(self.statement, Mapping) else self.statement
+            compiled = self._compiled[dialect.name] = self._compile(statement, dialect)
+        return compiled
+
+    def _compile(self, statement: Executable, dialect: Dialect) -> Compiled:
+        return statement.compile(dialect=dialect)
+
+    def parameters(self, compiled: Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in compiled.positiontup or ())
+
+    def rows(self, db: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row the statement returns."""
+        compiled = self.compiled(db.dialect)
+        sql, parameters = compiled.string, self.parameters(compiled, params)
+        cursor = db.connection.dbapi_connection.cursor()
+        try:
+            events = db.dispatch
+            if events.before_cursor_execute:
+                events.before_cursor_execute(db, cursor, sql, parameters, None, False)
+            try:
+                cursor.execute(sql, parameters)
+                rows = cursor.fetchall() if cursor.description is not None else []
+            except db.dialect.loaded_dbapi.Error as e:
+                raise DBAPIError.instance(sql, parameters, e, db.dialect.loaded_dbapi.Error) from e
+            if events.after_cursor_execute:
+                events.after_cursor_execute(db, cursor, sql, parameters, None, False)
+        finally:
+            cursor.close()
+        return rows
+
+
+class DriverInsert(DriverStatement):
+    """An INSERT of whole rows of ``table``, run as ``DriverStatement`` runs its statement.
+
+    What SQLAlchemy's own execution does per row, done here with the table's
+    own definitions: a column missing from the row takes its default, and
+    every value goes through its column type's bind processor (JSON text,
+    datetimes, booleans), so the row stored is the row Core would store.
+    """
+
+    def __init__(self, table: Table, statement: Insert | Mapping[str, Insert]) -> None:
+        super().__init__(statement)
+        self.columns = [column for column in table.columns if not column.primary_key]
+        self._converters: dict[str, list[tuple[str, Any, Callable[[Any], Any] | None]]] = {}
+
+    def _compile(self, statement: Executable, dialect: Dialect) -> Compiled:
+        converters = []
+        for column in self.columns:
+            default = column.default
+            # A callable default is wrapped by SQLAlchemy to take an execution context (unused here).
+            make_default = default.arg if default is not None and default.is_callable else None
+            value = None if default is None or default.is_callable else default.arg
+            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            converters.append((column.key, make_default or value, processor))
+        compiled = statement.compile(dialect=dialect, column_keys=[column.key for column in self.columns])
+        order = {name: i for i, name in enumerate(compiled.positiontup or ())}
+        self._converters[dialect.name] = sorted(converters, key=lambda c: order[c[0]])
+        return compiled
+
+    def parameters(self, compiled: Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name, default, processor in self._converters[compiled.dialect.name]:
+            if name in params:
+                value = params[name]
+            else:
+                value = default(None) if callable(default) else default
+            values.append(value if processor is None else processor(value))
+        return tuple(values)
 
 
 HOSTS_BY_KEY = DriverStatement(
@@ -100,11 +185,11 @@ CREDENTIAL_ASKS_AT_LAUNCH = select(Credential.__table__.c.ask_at_launch).where(
 INSERT_JOB = insert(_jobs).returning(_jobs.c.id)
 # Skips the row, rather than failing, when the host already has an active
 # callback job of the template (uq_jobs_active_callback): no savepoint needed.
-INSERT_CALLBACK_JOB = {
+INSERT_CALLBACK_JOB = DriverInsert(_jobs, {
     "sqlite": sqlite_insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
     "postgresql": postgresql_insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
-}
-INSERT_ATTEMPT = insert(_attempts)
+})
+INSERT_ATTEMPT = DriverInsert(_attempts, insert(_attempts))
 
 
 def template_by_id(db: Connection, template_id: int) -> JobTemplate | None:
@@ -206,11 +291,12 @@ def insert_job(db: Connection, values: dict[str, Any]) -> int:
 
 def insert_callback_job(db: Connection, values: dict[str, Any]) -> int | None:
     """The id of a new callback job, or None when the host already has one active."""
-    return db.execute(INSERT_CALLBACK_JOB[db.dialect.name], values).scalar()
+    rows = INSERT_CALLBACK_JOB.rows(db, values)
+    return rows[0][0] if rows else None
 
 
 def insert_attempt(db: Connection, values: dict[str, Any]) -> None:
-    db.execute(INSERT_ATTEMPT, values)
+    INSERT_ATTEMPT.rows(db, values)
 
 
 async def user_by_name(session: AsyncSession, username: str) -> User | None:
