@@ -15,12 +15,13 @@ import ipaddress
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 Outcome = Literal["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]
 IndexKey = tuple[str, str]
+T = TypeVar("T")
 
 
 def normalise_address(value: str) -> str | None:
@@ -293,10 +294,7 @@ class ResolverChain:
     ) -> tuple[ResolverResult | None, Outcome, list[str]]:
         """One resolver under its timeout; failures become trace outcomes, never exceptions."""
         try:
-            # asyncio.timeout, not wait_for: the resolver runs in this task, not in a new
-            # one per resolver and request that costs an event-loop turn to start.
-            async with asyncio.timeout(ranked.timeout):
-                result = await ranked.resolver.resolve(request, state, hosts)
+            result = await within(ranked.resolver.resolve(request, state, hosts), ranked.timeout)
         except TimeoutError:
             return None, "timeout", [f"no answer within {ranked.timeout:g}s"]
         except Exception as e:  # a plugin's bug must not become a 500
@@ -324,6 +322,51 @@ class ResolverChain:
             names=state.names,
             trace=tuple(trace),
         )
+
+
+async def within(coroutine: Coroutine[Any, Any, T], seconds: float) -> T:
+    """``await coroutine``, raising TimeoutError once it has taken ``seconds``.
+
+    The timer is armed only when the coroutine first waits. Most resolvers
+    answer from what they hold (x_forwarded_for, a resolver with nothing to
+    look at) and never wait, and arming and disarming a timer cost more than
+    their whole work (README, "Benchmark"). ``asyncio.timeout``, not
+    ``wait_for``: the coroutine runs in this task, not in a new one per
+    resolver and request.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        awaited = coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    async with asyncio.timeout_at(deadline):
+        return await _Resumed(coroutine, awaited)
+
+
+class _Resumed(Generic[T]):
+    """The rest of a coroutine whose first step has run: ``await`` forwards to it what
+    the task sends or throws, as ``yield from`` would have from the start."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T], awaited: Any) -> None:
+        self._coroutine = coroutine
+        self._awaited = awaited
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coroutine, awaited = self._coroutine, self._awaited
+        while True:
+            try:
+                sent = yield awaited
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as e:  # e.g. the timeout's cancellation: the coroutine sees it
+                step = functools.partial(coroutine.throw, e)
+            else:
+                step = functools.partial(coroutine.send, sent)
+            try:
+                awaited = step()
+            except StopIteration as done:
+                return done.value
 
 
 def _enabled_only(hosts: Sequence[HostRef]) -> tuple[tuple[HostRef, ...], list[str]]:
