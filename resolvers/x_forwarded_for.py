@@ -43,6 +43,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PAIR = re.compile(rf'\s*({_TOKEN})=({_TOKEN}|"(?:[^"\\]|\\.)*")\s*')
 _PORT = re.compile(r"^(?:\d{1,5}|_[A-Za-z0-9._-]+)$")
+_OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 
 
 class MalformedHeader(ValueError):
@@ -62,7 +63,7 @@ def parse_node(text: str) -> str:
     trusted proxy can be.
     """
     node = text.strip()
-    if node.lower() == "unknown" or re.fullmatch(r"_[A-Za-z0-9._-]+", node):
+    if node.lower() == "unknown" or _OBFUSCATED.fullmatch(node):
         return node
     host, port = node, ""
     if node.startswith("["):

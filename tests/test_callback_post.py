@@ -148,6 +148,17 @@ async def test_two_mib_body_is_413(fetch, seed):
     assert "limit" in json.loads(response.body)["detail"]
 
 
+async def test_body_just_under_the_limit_arrives_whole(fetch, seed, services):
+    """The server reads a few KiB at a time: a body of hundreds of reads is still one body."""
+    world = await seed({"web1": LOCAL}, ask_variables_on_launch=True)
+    notes = "".join(f"{i:07d}," for i in range(120_000))  # 960,000 characters, every one checked
+    response = await post_json(fetch, world.template_id,
+                               {"host_config_key": world.key, "extra_vars": {"notes": notes}})
+    assert response.code == 202, response.body
+    _, jobs = await services.records.jobs()
+    assert jobs[0].extra_vars == {"notes": notes}
+
+
 async def test_no_inventory_is_400(fetch, seed):
     world = await seed({"web1": LOCAL}, inventory_id=None)
     response = await post_json(fetch, world.template_id, {"host_config_key": world.key})

@@ -45,26 +45,36 @@ def bad_request(detail: str) -> APIError:
 
 
 class RequestsInFlight:
-    """The requests this server is answering, so that a stopping server lets them finish."""
+    """The requests this server is answering, so that a stopping server lets them finish.
+
+    Requests are numbered as they start; the numbers of those not yet answered
+    are kept (a future each cost more than the rest of this bookkeeping, on
+    every request, for the one moment the server stops).
+    """
+
+    POLL_SECONDS = 0.02
 
     def __init__(self) -> None:
-        self._pending: set[asyncio.Future[None]] = set()
+        self._started = 0
+        self._pending: set[int] = set()
 
-    def started(self) -> asyncio.Future[None]:
-        """A future to resolve when the request is answered."""
-        answered = asyncio.get_running_loop().create_future()
-        self._pending.add(answered)
-        answered.add_done_callback(self._pending.discard)
-        return answered
+    def started(self) -> int:
+        """The request's number, to hand to ``answered``."""
+        self._started += 1
+        self._pending.add(self._started)
+        return self._started
+
+    def answered(self, number: int) -> None:
+        self._pending.discard(number)
 
     async def finish(self, timeout: float, *, later_ones: bool) -> None:
         """Wait, at most ``timeout`` seconds, for the requests in flight now (and, with
         ``later_ones``, for those that start meanwhile) to be answered."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        waiting = set(self._pending)
-        while waiting and (remaining := deadline - asyncio.get_running_loop().time()) > 0:
-            await asyncio.wait(waiting, timeout=remaining)
-            waiting = set(self._pending) if later_ones else {f for f in waiting if not f.done()}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = self._started
+        while loop.time() < deadline and self._pending and (later_ones or min(self._pending) <= last):
+            await asyncio.sleep(self.POLL_SECONDS)
 
 
 class APIHandler(tornado.web.RequestHandler):
@@ -72,10 +82,11 @@ class APIHandler(tornado.web.RequestHandler):
 
     def initialize(self, services: Services) -> None:
         self.services = services
-        self._answered = self.application.settings[IN_FLIGHT].started()
+        self._in_flight: RequestsInFlight = self.application.settings[IN_FLIGHT]
+        self._number = self._in_flight.started()
 
     def on_finish(self) -> None:
-        self._answered.set_result(None)
+        self._in_flight.answered(self._number)
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")

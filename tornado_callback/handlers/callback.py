@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import tornado.web
 
 from tornado_callback.callbacks import simulated_request
@@ -17,12 +19,12 @@ DISCARD_CAP = 64 * 1024 * 1024
 
 @tornado.web.stream_request_body
 class CallbackHandler(APIHandler):
-    async def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
         if self.request.method != "POST":
-            return
+            return None
         # Chunked bodies have no declared length: read (and discard) past the
         # limit so that the client still gets a JSON 413, up to a hard cap.
         self.request.connection.set_max_body_size(self.limit + DISCARD_CAP)
@@ -31,7 +33,12 @@ class CallbackHandler(APIHandler):
             # Answer before reading: the rest of the body is discarded and the
             # connection closed by Tornado.
             self._too_large = True
-            await self._launch(*self.path_args, **self.path_kwargs)
+            return self._launch(*self.path_args, **self.path_kwargs)
+        return None
+
+    def compute_etag(self) -> None:
+        """No ETag: an explanation carries the time each resolver took, so no two are alike."""
+        return None
 
     @property
     def limit(self) -> int:
