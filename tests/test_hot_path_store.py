@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from conftest import plugins_config_for
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from tornado_callback.read_cache import READ_CACHE_SECONDS, ReadCache
 from tornado_callback.store.database import Database
@@ -45,6 +46,29 @@ async def test_a_unit_that_raises_undoes_only_its_own_writes(services):
     assert [type(o).__name__ for o in outcomes] == ["str"] * 3 + ["Refused"] + ["str"] * 4
     names = await db.read(inventory_names)
     assert names == {f"inv-{i}" for i in range(8)} - {"inv-3"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the SQLite writer thread
+async def test_writes_submitted_in_one_turn_of_the_loop_commit_once(services):
+    commits = []
+
+    def committed(connection):
+        commits.append(connection)
+
+    async def busy_loop():
+        time.sleep(0.01)  # the rest of the turn takes a while (and lets other threads run)
+
+    engines = services.db.sync_engines
+    for engine in engines:
+        event.listen(engine, "commit", committed)
+    try:
+        steps = [step for i in range(8) for step in (services.db.write(add_inventory, f"turn-{i}"), busy_loop())]
+        outcomes = await asyncio.gather(*steps)
+    finally:
+        for engine in engines:
+            event.remove(engine, "commit", committed)
+    assert outcomes[::2] == [f"turn-{i}" for i in range(8)]
+    assert len(commits) == 1
 
 
 async def test_a_unit_reads_what_units_before_it_wrote(services):

@@ -4,8 +4,9 @@
 aiosqlite or ``run_in_executor``: aiosqlite makes several thread hops per
 statement, and even one hop per unit costs more than the indexed query it
 carries (a future, a wake-up of the thread, a wake-up of the loop). Here the
-units queued while the thread was busy run back to back, and their results
-go back to each loop in one wake-up, so under load the hop is shared (README,
+units a loop submits in one turn are handed over together at its end, those
+queued while the thread was busy run back to back, and their results go back
+to each loop in one wake-up, so under load the hop is shared (README,
 "Benchmark", has the figures).
 
 A writer also commits such a batch once (group commit): SQLite's commit,
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
+Batch = list[Unit]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
@@ -37,7 +39,9 @@ class SQLiteWorker:
         self.begin = begin
         self._run_units = _run_together if group_commit else _run_each
         # None in the queue: close() was called.
-        self._queue: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        # Units submitted in the current turn of each event loop, handed over at its end.
+        self._submitted: dict[asyncio.AbstractEventLoop, Batch] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
@@ -46,13 +50,25 @@ class SQLiteWorker:
         """The future of ``work(connection, *args, **kwargs)``, committed when it returns."""
         if self._closed:
             raise RuntimeError("the database is closed")
-        future = asyncio.get_running_loop().create_future()
-        self._queue.put((work, args, kwargs, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        batch = self._submitted.get(loop)
+        if batch is None:
+            # Wake the thread once per turn of the loop, not once per unit: each
+            # wake-up is a context switch, and the thread then takes the GIL
+            # from the loop; under load a turn answers many requests.
+            batch = self._submitted[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        batch.append((work, args, kwargs, future))
         return future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._submitted.pop(loop))
 
     async def close(self) -> None:
         """Run the units already queued, then stop the thread and close its connection."""
         self._closed = True
+        await asyncio.sleep(0)  # this loop's last turn hands its units over
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 
@@ -81,8 +97,8 @@ class SQLiteWorker:
         with contextlib.suppress(queue.Empty):
             while True:
                 items.append(self._queue.get_nowait())
-        units = [item for item in items if item is not None]
-        return units, len(units) < len(items)
+        units = [unit for batch in items if batch is not None for unit in batch]
+        return units, None in items
 
 
 def _run_each(connection: Connection, units: list[Unit]) -> list[Outcome]:
