@@ -30,8 +30,9 @@ def normalise_address(value: str) -> str | None:
     Brackets and IPv6 zone ids are dropped, IPv4-mapped IPv6 becomes IPv4, so
     that ``::ffff:10.0.0.5``, ``[::FFFF:10.0.0.5]`` and ``10.0.0.5`` agree.
     """
-    address = parse_address(value)
-    return None if address is None else str(address)
+    # Cached like parse_address: each resolver that looks at the client
+    # normalises its address again, and the text costs as much as a parse.
+    return _normalise_address(value) if len(value) <= MAX_ADDRESS_TEXT else None
 
 
 def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -44,6 +45,12 @@ def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address |
 
 
 MAX_ADDRESS_TEXT = 80  # "[" + 45 characters of IPv6 + "%" + a zone id + "]", and spaces around
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalise_address(value: str) -> str | None:
+    address = _parse_address(value)
+    return None if address is None else str(address)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -254,28 +261,22 @@ class ResolverChain:
             result, outcome, evidence = await self._run_one(ranked, request, state, hosts)
             found: tuple[HostRef, ...] = ()
             if result is not None:
-                found, skipped_lines = _enabled_only(result.hosts)
-                evidence += skipped_lines
-                state = ResolutionState(
-                    client_addresses=_tuple_or(result.client_addresses, state.client_addresses),
-                    names=_tuple_or(result.names, state.names),
-                )
+                found = _enabled_only(result.hosts, evidence)
+                if result.client_addresses is not None or result.names is not None:
+                    state = ResolutionState(
+                        client_addresses=_tuple_or(result.client_addresses, state.client_addresses),
+                        names=_tuple_or(result.names, state.names),
+                    )
                 if len(found) > 1 and candidates:
                     narrowed = tuple(h for h in found if h in candidates)
                     if len(narrowed) == 1:
                         evidence.append("narrowed the earlier candidates to one host")
                         found = narrowed
-                outcome = {0: "no_match", 1: "matched"}.get(len(found), "ambiguous")
-            trace.append(
-                TraceEntry(
-                    resolver=ranked.name,
-                    priority=ranked.priority,
-                    outcome=outcome,
-                    evidence=tuple(evidence),
-                    hosts=tuple(h.name for h in found),
-                    elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
-                )
-            )
+                outcome = "ambiguous" if len(found) > 1 else "matched" if found else "no_match"
+            trace.append(TraceEntry(
+                ranked.name, ranked.priority, outcome, tuple(evidence), tuple([h.name for h in found]),
+                round((time.perf_counter() - started) * 1000, 3),
+            ))
             if outcome == "matched":
                 return self._finish("matched", found, ranked.name, state, trace)
             if outcome == "ambiguous" and not candidates:
@@ -369,11 +370,13 @@ class _Resumed(Generic[T]):
                 return done.value
 
 
-def _enabled_only(hosts: Sequence[HostRef]) -> tuple[tuple[HostRef, ...], list[str]]:
-    unique = tuple(dict.fromkeys(hosts))
-    enabled = tuple(h for h in unique if h.enabled)
-    skipped = [f"host {h.name} is disabled: skipped" for h in unique if not h.enabled]
-    return enabled, skipped
+def _enabled_only(hosts: Sequence[HostRef], evidence: list[str]) -> tuple[HostRef, ...]:
+    """The enabled ones of ``hosts``, each once; a line of ``evidence`` for each disabled one."""
+    unique = tuple(dict.fromkeys(hosts)) if len(hosts) > 1 else tuple(hosts)
+    if all(h.enabled for h in unique):
+        return unique
+    evidence += [f"host {h.name} is disabled: skipped" for h in unique if not h.enabled]
+    return tuple(h for h in unique if h.enabled)
 
 
 def _tuple_or(value: Sequence[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
