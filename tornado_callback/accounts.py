@@ -42,7 +42,7 @@ class AccountError(ValueError):
     """A user or token request that cannot be carried out (the message says why)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """The authenticated caller of an admin request."""
 

@@ -73,7 +73,7 @@ def normalise_name(value: str) -> str:
     return value.strip().rstrip(".").lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostRef:
     """An inventory host as resolvers see it: never the ORM row."""
 
@@ -90,7 +90,7 @@ class HostLookup(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallbackRequest:
     """What a resolver may know about the caller. The host_config_key is never in it."""
 
@@ -104,7 +104,7 @@ class CallbackRequest:
         return [value for key, value in self.headers if key.lower() == wanted]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolutionState:
     """What earlier resolvers established. ``client_addresses`` starts as the peer."""
 
@@ -112,7 +112,7 @@ class ResolutionState:
     names: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolverResult:
     """A resolver's answer.
 
@@ -172,7 +172,7 @@ class HostResolver(ABC):
         """Release what ``resolve`` opened (sockets, DNS channels); called when the server stops."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RankedResolver:
     resolver: HostResolver
     priority: int
@@ -185,7 +185,7 @@ class RankedResolver:
         return self.resolver.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraceEntry:
     resolver: str
     priority: int
@@ -205,7 +205,7 @@ class TraceEntry:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
     outcome: Literal["matched", "ambiguous", "no_match"]
     host: HostRef | None

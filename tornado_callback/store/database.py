@@ -108,8 +108,8 @@ class Database:
             return
         self._sync_engine = make_sync_sqlite_engine(url)
         # Reads run in autocommit: each statement sees what was committed before it.
-        self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", begin=None)
-        self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", begin="BEGIN IMMEDIATE", group_commit=True)
+        self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", writer=False)
+        self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", writer=True)
 
     @property
     def is_postgresql(self) -> bool:

@@ -33,11 +33,13 @@ Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
 class SQLiteWorker:
-    def __init__(self, engine: Engine, name: str, begin: str | None, group_commit: bool = False) -> None:
+    def __init__(self, engine: Engine, name: str, *, writer: bool) -> None:
+        """A writer runs each batch in one transaction taking SQLite's write lock at
+        once (group commit); a reader runs its units in autocommit."""
         self.engine = engine
         # The statement that opens each transaction (see database._sqlite_begin).
-        self.begin = begin
-        self._run_units = _run_together if group_commit else _run_each
+        self.begin = "BEGIN IMMEDIATE" if writer else None
+        self._run_units = _run_together if writer else _run_in_autocommit
         # None in the queue: close() was called.
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         # Units submitted in the current turn of each event loop, handed over at its end.
@@ -101,15 +103,23 @@ class SQLiteWorker:
         return units, None in items
 
 
-def _run_each(connection: Connection, units: list[Unit]) -> list[Outcome]:
-    """Each unit in a transaction of its own."""
+def _run_in_autocommit(connection: Connection, units: list[Unit]) -> list[Outcome]:
+    """Each unit on its own, every statement seeing what was committed before it.
+
+    No transaction is opened for a unit (on this connection one would emit no
+    BEGIN: it was SQLAlchemy's bookkeeping alone, and cost more than the
+    query); the one SQLAlchemy begins when a unit executes through the
+    Connection is ended after it.
+    """
     outcomes: list[Outcome] = []
     for work, args, kwargs, future in units:
         try:
-            with connection.begin():
-                outcomes.append((future, work(connection, *args, **kwargs), None))
+            outcomes.append((future, work(connection, *args, **kwargs), None))
         except BaseException as e:  # handed to the coroutine awaiting it, raised there
             outcomes.append((future, None, e))
+        finally:
+            if connection.in_transaction():
+                connection.commit()
     return outcomes
 
 
