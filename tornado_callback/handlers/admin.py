@@ -22,8 +22,6 @@ from tornado_callback.admin.openapi import openapi_document
 from tornado_callback.admin.service import AdminService, ListQuery, Page
 from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
 from tornado_callback.handlers.base import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     APIError,
     APIHandler,
     bad_request,
@@ -87,9 +85,10 @@ class AdminHandler(APIHandler):
             raise bad_request(f"JSON parse error - {e or 'nesting too deep'}") from e
 
     def list_query(self) -> ListQuery:
+        page, page_size = self.page_arguments()
         return ListQuery(
-            page=self.int_argument("page", 1, 1),
-            page_size=self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            page=page,
+            page_size=page_size,
             search=self.get_query_argument("search", "") or "",
             order_by=self.get_query_argument("order_by", "") or "",
             filters={name: self.get_query_argument(name) or ""

@@ -133,10 +133,14 @@ class APIHandler(tornado.web.RequestHandler):
             raise bad_request(f"{name} must be an integer {bounds}.")
         return value
 
-    def paginate(self, items: Sequence[Any]) -> list[Any]:
-        """One page of an in-memory list, by the ``page`` and ``page_size`` query arguments."""
-        page = self.int_argument("page", 1, 1)
-        page_size = self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    def page_arguments(self) -> tuple[int, int]:
+        """The ``page`` and ``page_size`` query arguments, checked."""
+        return (self.int_argument("page", 1, 1),
+                self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE))
+
+    @staticmethod
+    def paginate(items: Sequence[Any], page: int, page_size: int) -> list[Any]:
+        """One page of an in-memory list."""
         start = (page - 1) * page_size
         if start and start >= len(items):
             raise APIError(404, {"detail": "Invalid page."})

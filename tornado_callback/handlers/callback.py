@@ -82,14 +82,13 @@ class CallbackHandler(APIHandler):
         principal = await self.authenticated_user()
         request = self._evaluated_request()
         search = (self.get_query_argument("search", "") or "").lower()
-        self.int_argument("page", 1, 1)  # validate before any work
-        self.int_argument("page_size", 25, 1, 200)
+        page, page_size = self.page_arguments()  # checked before any work
         try:
             explanation = await self.services.callbacks.explain(template_id, principal, request)
         except ServiceError as e:
             raise APIError.from_service(e) from e
         hosts = [h for h in explanation["matching_hosts"] if search in h.lower()]
-        explanation["matching_hosts"] = self.paginate(hosts)
+        explanation["matching_hosts"] = self.paginate(hosts, page, page_size)
         self.write_json(explanation)
 
     def _evaluated_request(self) -> CallbackRequest:

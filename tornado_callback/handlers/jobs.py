@@ -8,8 +8,6 @@ from urllib.parse import urlencode
 from tornado_callback.callbacks import parse_template_id
 from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
 from tornado_callback.handlers.base import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     APIError,
     APIHandler,
     bad_request,
@@ -47,8 +45,7 @@ class JobsHandler(APIHandler):
 class JobListHandler(JobsHandler):
     async def get(self) -> None:
         principal = await self.authenticated_user()
-        page = self.int_argument("page", 1, 1)
-        page_size = self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        page, page_size = self.page_arguments()
         template = self.get_query_argument("job_template", None)
         template_id = parse_template_id(template) if template is not None else None
         if template is not None and template_id is None:
