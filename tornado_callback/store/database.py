@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -104,16 +104,13 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info={_DATABASE: self})
         # Told the names of the tables a session of this Database committed writes to.
         self.committed_listeners: list[Callable[[frozenset[str]], None]] = []
+        self.is_postgresql = self.engine.dialect.name == "postgresql"
         if self.is_postgresql:
             return
         self._sync_engine = make_sync_sqlite_engine(url)
         # Reads run in autocommit: each statement sees what was committed before it.
         self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", writer=False)
         self._writer = SQLiteWorker(self._sync_engine, "sqlite-write", writer=True)
-
-    @property
-    def is_postgresql(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
 
     @property
     def sync_engines(self) -> tuple[Engine, ...]:
@@ -131,20 +128,29 @@ class Database:
         for listener in self.committed_listeners:
             listener(tables)
 
-    async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    # read and write hand back the worker's future itself on SQLite, not a
+    # coroutine awaiting it: each await in between is paid at every suspension
+    # and resumption of the callback's task.
+
+    def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """``work(connection, ...)``'s result. Each statement reads what was committed before it
         (SQLite runs them in autocommit; on PostgreSQL they share a transaction)."""
         if self.is_postgresql:
-            async with self.engine.connect() as connection:
-                return await connection.run_sync(work, *args, **kwargs)
-        return await self._reader.submit(work, args, kwargs)
+            return self._run_on_postgresql(self.engine.connect, work, args, kwargs)
+        return self._reader.submit(work, args, kwargs)
 
-    async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """``work(connection, ...)``'s result, committed; rolled back if it raises."""
         if self.is_postgresql:
-            async with self.engine.begin() as connection:
-                return await connection.run_sync(work, *args, **kwargs)
-        return await self._writer.submit(work, args, kwargs)
+            return self._run_on_postgresql(self.engine.begin, work, args, kwargs)
+        return self._writer.submit(work, args, kwargs)
+
+    @staticmethod
+    async def _run_on_postgresql(
+        connect: Callable[[], Any], work: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        async with connect() as connection:
+            return await connection.run_sync(work, *args, **kwargs)
 
     async def ping(self) -> bool:
         try:
