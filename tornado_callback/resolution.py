@@ -330,8 +330,8 @@ async def within(coroutine: Coroutine[Any, Any, T], seconds: float) -> T:
 
     The timer is armed only when the coroutine first waits. Most resolvers
     answer from what they hold (x_forwarded_for, a resolver with nothing to
-    look at) and never wait, and arming and disarming a timer cost more than
-    their whole work (README, "Benchmark"). ``asyncio.timeout``, not
+    look at) and never wait, and arming and disarming a timer cost as much as
+    such a resolver's whole work (README, "Benchmark"). ``asyncio.timeout``, not
     ``wait_for``: the coroutine runs in this task, not in a new one per
     resolver and request.
     """
