@@ -18,6 +18,8 @@ REALM = 'Basic realm="tornado-callback"'
 IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 25
+# One encoder for every answer (json.dumps with default= builds a new one each call).
+JSON_ENCODER = json.JSONEncoder(default=str)
 
 DEFAULT_DETAILS = {
     401: DETAIL_UNAUTHENTICATED,
@@ -96,7 +98,7 @@ class APIHandler(tornado.web.RequestHandler):
 
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(body, default=str))
+        self.finish(JSON_ENCODER.encode(body))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -111,7 +113,7 @@ class APIHandler(tornado.web.RequestHandler):
             reason = DEFAULT_DETAILS.get(status_code) or HTTPStatus(status_code).phrase
             body = {"detail": reason}
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(body, default=str))
+        self.finish(JSON_ENCODER.encode(body))
 
     async def authenticated_user(self) -> Principal:
         principal = await self.services.accounts.authenticate(self.request.headers.get("Authorization"))
