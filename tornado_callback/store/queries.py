@@ -88,8 +88,8 @@ class DriverStatement:
     def parameters(self, compiled: Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(params[name] for name in compiled.positiontup or ())
 
-    def rows(self, db: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Every row the statement returns."""
+    def run(self, db: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute the statement in ``db``'s transaction; the rows it returns (none without RETURNING)."""
         compiled = self.compiled(db.dialect)
         sql, parameters = compiled.string, self.parameters(compiled, params)
         cursor = db.connection.dbapi_connection.cursor()
@@ -205,7 +205,7 @@ def find_hosts_by_keys(
     values), by name: one indexed query per value (a callback asks about one or two)."""
     found = {}
     for value in values:
-        for host_id, name, enabled in HOSTS_BY_KEY.rows(
+        for host_id, name, enabled in HOSTS_BY_KEY.run(
             db, {"inventory_id": inventory_id, "kind": kind, "value": value}
         ):
             found[host_id] = (host_id, name, bool(enabled))
@@ -291,12 +291,12 @@ def insert_job(db: Connection, values: dict[str, Any]) -> int:
 
 def insert_callback_job(db: Connection, values: dict[str, Any]) -> int | None:
     """The id of a new callback job, or None when the host already has one active."""
-    rows = INSERT_CALLBACK_JOB.rows(db, values)
+    rows = INSERT_CALLBACK_JOB.run(db, values)
     return rows[0][0] if rows else None
 
 
 def insert_attempt(db: Connection, values: dict[str, Any]) -> None:
-    INSERT_ATTEMPT.rows(db, values)
+    INSERT_ATTEMPT.run(db, values)
 
 
 async def user_by_name(session: AsyncSession, username: str) -> User | None:
