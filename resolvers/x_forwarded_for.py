@@ -63,8 +63,6 @@ def parse_node(text: str) -> str:
     trusted proxy can be.
     """
     node = text.strip()
-    if "%" not in node and (address := normalise_address(node)) is not None:
-        return address  # the usual hop, an address alone: nothing else to look at
     if node.lower() == "unknown" or _OBFUSCATED.fullmatch(node):
         return node
     host, port = node, ""
@@ -145,11 +143,7 @@ class ForwardedForResolver(HostResolver):
 
     def is_trusted(self, node: str) -> bool:
         ip = parse_address(node)
-        if ip is not None:
-            for network in self.trusted_proxies:
-                if ip in network:
-                    return True
-        return False
+        return ip is not None and any(ip in network for network in self.trusted_proxies)
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
