@@ -1,23 +1,26 @@
 """Matching alone, no HTTP: ``ResolverChain.resolve`` against the real store.
 
 ``python bench/chain.py [--sizes 100,10000,100000] [--resolves 2000]`` builds
-each world in a fresh SQLite database and times resolves of random hosts, each
-calling through the trusted proxy 127.0.0.1 with its X-Forwarded-For, with
-the chain of bench/plugins.toml (what the server runs in bench/run.py).
+each world in a fresh SQLite database and times resolves of random hosts, the
+worlds taking turns, each calling through the trusted proxy 127.0.0.1 with its
+X-Forwarded-For, with the chain of bench/plugins.toml (what the server runs in
+bench/run.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from world import build_world, host_address, settings_for
 
-from tornado_callback.resolution import CallbackRequest
+from tornado_callback.resolution import CallbackRequest, HostLookup, ResolverChain
 from tornado_callback.services import Services
 
 
@@ -33,27 +36,47 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
-async def time_chain(database_url: str, hosts: int, resolves: int) -> ChainTimes:
-    """Per-resolve latency over ``resolves`` random hosts; every one must match its host."""
-    services = await Services.start(settings_for(database_url), upgrade=False)
-    try:
-        inventory = await services.inventories.get_by_name_or_id("bench")
-        lookup = services.inventories.lookup(inventory.id)
-        rng = random.Random(hosts)
-        picks = [rng.randrange(hosts) for _ in range(resolves)]
-        for index in picks[:50]:  # warm the connection pool and caches
-            await services.chain.resolve(_request(index), lookup)
-        times = []
-        for index in picks:
-            started = time.perf_counter()
-            resolution = await services.chain.resolve(_request(index), lookup)
-            times.append((time.perf_counter() - started) * 1000)
-            if resolution.host is None or resolution.host.name != f"node{index:06d}":
-                raise RuntimeError(f"host {index} resolved to {resolution.outcome} {resolution.host}")
-    finally:
-        await services.close()
-    times.sort()
-    return ChainTimes(hosts, resolves, percentile(times, 0.5), percentile(times, 0.99))
+@dataclass
+class _Timing:
+    hosts: int
+    chain: ResolverChain
+    lookup: HostLookup
+    picks: list[int]
+    times: list[float] = field(default_factory=list)
+
+    async def resolve(self, index: int) -> float:
+        """One resolve of host ``index``, which must match it; its milliseconds."""
+        started = time.perf_counter()
+        resolution = await self.chain.resolve(_request(index), self.lookup)
+        elapsed = (time.perf_counter() - started) * 1000
+        if resolution.host is None or resolution.host.name != f"node{index:06d}":
+            raise RuntimeError(f"host {index} resolved to {resolution.outcome} {resolution.host}")
+        return elapsed
+
+
+async def time_chains(worlds: Sequence[tuple[int, str]], resolves: int) -> list[ChainTimes]:
+    """Per-resolve latency over ``resolves`` random hosts of each world ``(hosts, database_url)``.
+
+    The worlds take turns, one resolve each, so that a change in the machine's
+    speed during the run meets every size alike.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        timings = []
+        for hosts, database_url in worlds:
+            services = await Services.start(settings_for(database_url), upgrade=False)
+            stack.push_async_callback(services.close)
+            inventory = await services.inventories.get_by_name_or_id("bench")
+            rng = random.Random(hosts)
+            timings.append(_Timing(hosts, services.chain, services.inventories.lookup(inventory.id),
+                                   [rng.randrange(hosts) for _ in range(resolves)]))
+        for timing in timings:
+            for index in timing.picks[:50]:  # warm the connection pool and caches
+                await timing.resolve(index)
+        for turn in range(resolves):
+            for timing in timings:
+                timing.times.append(await timing.resolve(timing.picks[turn]))
+    return [ChainTimes(t.hosts, resolves, percentile(sorted(t.times), 0.5), percentile(sorted(t.times), 0.99))
+            for t in timings]
 
 
 def _request(index: int) -> CallbackRequest:
@@ -61,13 +84,14 @@ def _request(index: int) -> CallbackRequest:
 
 
 async def main(sizes: list[int], resolves: int) -> None:
-    print(f"{'hosts':>8} {'resolves':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for hosts in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp:
+        worlds = [(hosts, f"sqlite:///{tmp}/bench-{hosts}.db") for hosts in sizes]
+        for hosts, url in worlds:
             await build_world(url, hosts, 1)
-            t = await time_chain(url, hosts, resolves)
-        print(f"{t.hosts:>8} {t.resolves:>8} {t.p50_ms:>8.3f} {t.p99_ms:>8.3f}", flush=True)
+        timed = await time_chains(worlds, resolves)
+    print(f"{'hosts':>8} {'resolves':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for t in timed:
+        print(f"{t.hosts:>8} {t.resolves:>8} {t.p50_ms:>8.3f} {t.p99_ms:>8.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@
 --   get:   the admin GET (Bearer token) of template FIRST, for a random host.
 -- Each host is 10.a.b.c from index + 1 (bench/world.py host_address), named by
 -- X-Forwarded-For; wrk's peer 127.0.0.1 is the trusted proxy (bench/plugins.toml).
--- done() prints one "BENCH key value" line per figure; bench/run.py parses them.
+-- done() prints one "BENCH key value" line per figure; bench/run.py parses them,
+-- and writes the latency histogram to BENCH_LATENCY ("microseconds count" lines),
+-- so that bench/run.py can take percentiles over the rounds of a row together.
+-- A POST run starts at request BENCH_OFFSET (the next_offset the previous round
+-- of the row printed), so that every round calls back as new (template, host)
+-- pairs. One wrk thread (-t1): threads would each count from the same offset.
 
 local mode = os.getenv("BENCH_MODE")
 local hosts = tonumber(os.getenv("BENCH_HOSTS") or "1")
@@ -16,6 +21,7 @@ local templates = tonumber(os.getenv("BENCH_TEMPLATES") or "1")
 local key = os.getenv("BENCH_KEY") or ""
 local token = os.getenv("BENCH_TOKEN") or ""
 local ids_file = os.getenv("BENCH_JOB_IDS")
+local latency_file = os.getenv("BENCH_LATENCY")
 
 local threads = {}
 
@@ -23,7 +29,7 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-k = 0
+k = tonumber(os.getenv("BENCH_OFFSET") or "0")
 n200, n202, n400_pending, n_other = 0, 0, 0, 0
 other_status, other_body = "", ""
 job_ids = {}
@@ -62,7 +68,7 @@ function response(status, headers, body)
       n200 = n200 + 1
    elseif status == 202 then
       n202 = n202 + 1
-      table.insert(job_ids, string.match(body or "", '"job": (%d+)') or "none")
+      table.insert(job_ids, string.match(body or "", '"job":%s*(%d+)') or "none")
    elseif status == 400 and body and string.find(body, "already pending", 1, true) then
       n400_pending = n400_pending + 1
    else
@@ -103,6 +109,15 @@ function done(summary, latency, requests)
       end
       out:close()
    end
+   if latency_file then
+      local out = assert(io.open(latency_file, "w"))
+      for i = 1, #latency do  -- latency(i): the i-th distinct latency and how many requests took it
+         local value, count = latency(i)
+         out:write(string.format("%d %d\n", value, count))
+      end
+      out:close()
+   end
+   io.write(string.format("BENCH next_offset %d\n", threads[1]:get("k")))
    io.write(string.format("BENCH other_status %s\n", last_status))
    io.write(string.format("BENCH other_body %s\n", (string.gsub(last_body, "\n", " "))))
 end

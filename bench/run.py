@@ -4,7 +4,8 @@ For each inventory size N, in a fresh SQLite database: times the resolver
 chain alone (bench/chain.py), then starts the real server (``serve
 --no-worker``, one process) and the bare Tornado app (bench/hello.py, the
 ceiling) and drives each with wrk over loopback (bench/load.lua): hello, the
-callback POST, the admin GET. Prints one table, writes it to
+callback POST, the admin GET, taking turns in short rounds so that a change
+in the machine's speed meets all three alike. Prints one table, writes it to
 bench/results/latest.md, and checks the run: every 202 named a job that
 exists, no (template, host) pair got two jobs, no request failed. A run with
 errors prints them and exits 1. See the README, "Benchmark".
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import os
@@ -26,10 +28,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chain import ChainTimes, time_chain
+from chain import ChainTimes, time_chains
 from world import HOST_KEY, PLUGINS, World, build_world
 
 BENCH = Path(__file__).resolve().parent
@@ -42,11 +45,23 @@ KINDS = ("hello", "post", "get")
 
 @dataclass
 class LoadResult:
+    """One row: the rounds of one kind of request at one N, taken together."""
+
     kind: str
     hosts: int
-    figures: dict[str, int]
+    figures: Counter[str]
+    latency: Counter[int]  # microseconds -> requests that took that long
+    round_rates: list[float] = field(default_factory=list)
     other_status: str = ""
     other_body: str = ""
+
+    def add_round(self, figures: dict[str, int], latency: Counter[int],
+                  other_status: str, other_body: str) -> None:
+        self.figures.update(figures)
+        self.latency.update(latency)
+        self.round_rates.append(figures["requests"] / (figures["duration_us"] / 1e6))
+        if figures["n_other"]:
+            self.other_status, self.other_body = other_status, other_body
 
     @property
     def requests(self) -> int:
@@ -56,13 +71,23 @@ class LoadResult:
     def rate(self) -> float:
         return self.requests / (self.figures["duration_us"] / 1e6)
 
+    def percentile_ms(self, fraction: float) -> float:
+        """The latency ``fraction`` of the requests of every round stayed within."""
+        wanted = fraction * sum(self.latency.values())
+        seen = 0
+        for micros in sorted(self.latency):
+            seen += self.latency[micros]
+            if seen >= wanted:
+                return micros / 1000
+        return 0.0
+
     @property
     def p50_ms(self) -> float:
-        return self.figures["p50_us"] / 1000
+        return self.percentile_ms(0.50)
 
     @property
     def p99_ms(self) -> float:
-        return self.figures["p99_us"] / 1000
+        return self.percentile_ms(0.99)
 
     def errors(self) -> list[str]:
         """Whatever in this run is not the expected answer."""
@@ -143,17 +168,35 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run_wrk(wrk: str, args: argparse.Namespace, kind: str, url: str, world: World,
-            seconds: float, ids_file: Path | None = None) -> LoadResult:
+@dataclass(frozen=True)
+class Round:
+    """What one wrk run of a row needs to know: its length, where its POSTs start, its files."""
+
+    seconds: int
+    workdir: Path
+    number: int
+    post_offset: int = 0
+
+    def file(self, name: str, kind: str) -> Path:
+        return self.workdir / f"{name}-{kind}-{self.number}.txt"
+
+
+def run_wrk(wrk: str, args: argparse.Namespace, load: LoadResult, url: str, world: World,
+            round_: Round) -> int:
+    """One round of ``load``'s kind, added to it; returns the POST offset for the next round."""
+    kind = load.kind
+    latency_file = round_.file("latency", kind)
     env = {**os.environ, "BENCH_MODE": kind, "BENCH_HOSTS": str(world.hosts),
            "BENCH_FIRST_TEMPLATE": str(world.first_template_id),
            "BENCH_TEMPLATES": str(world.templates), "BENCH_KEY": HOST_KEY,
-           "BENCH_TOKEN": world.token}
-    if ids_file is not None:
-        env["BENCH_JOB_IDS"] = str(ids_file)
-    command = [wrk, "-t1", f"-c{args.connections}", f"-d{seconds:g}s", "--timeout", "5s",
+           "BENCH_TOKEN": world.token, "BENCH_OFFSET": str(round_.post_offset),
+           "BENCH_LATENCY": str(latency_file)}
+    if kind == "post":
+        env["BENCH_JOB_IDS"] = str(round_.file("job-ids", kind))
+    command = [wrk, "-t1", f"-c{args.connections}", f"-d{round_.seconds}s", "--timeout", "5s",
                "-s", str(LOAD_SCRIPT), url]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run(command, env=env, capture_output=True, text=True,
+                          timeout=round_.seconds + 60)
     figures: dict[str, int] = {}
     texts: dict[str, str] = {}
     for line in done.stdout.splitlines():
@@ -165,14 +208,20 @@ def run_wrk(wrk: str, args: argparse.Namespace, kind: str, url: str, world: Worl
                 figures[name] = int(value)
     if done.returncode != 0 or "requests" not in figures:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
-    return LoadResult(kind, world.hosts, figures, texts.get("other_status", ""),
-                      texts.get("other_body", ""))
+    latency: Counter[int] = Counter()
+    for line in latency_file.read_text().splitlines():
+        micros, count = line.split()
+        latency[int(micros)] += int(count)
+    next_offset = figures.pop("next_offset")
+    load.add_round(figures, latency, texts.get("other_status", ""), texts.get("other_body", ""))
+    return next_offset
 
 
-def check_jobs(database: Path, post: LoadResult, ids_file: Path, connections: int) -> tuple[int, list[str]]:
+def check_jobs(database: Path, post: LoadResult, ids_files: list[Path],
+               connections: int) -> tuple[int, list[str]]:
     """Every 202 named its own job, which exists; no (template, host) pair has two jobs."""
     errors = []
-    named = ids_file.read_text().split()
+    named = [job for ids_file in ids_files for job in ids_file.read_text().split()]
     with sqlite3.connect(database) as db:
         jobs = dict(db.execute("SELECT id, job_template_id || ':' || host_id FROM jobs"))
         accepted = {job for (job,) in db.execute(
@@ -188,56 +237,104 @@ def check_jobs(database: Path, post: LoadResult, ids_file: Path, connections: in
         errors.append(f"{len(jobs) - len(set(jobs.values()))} duplicate jobs for one template and host")
     if set(jobs) != accepted:
         errors.append(f"{len(set(jobs) ^ accepted)} jobs without a 202 audit record, or the reverse")
-    # Requests still in flight when wrk stopped were answered to no one: at most one per connection.
+    # Requests still in flight when a round's wrk stopped were answered to no one:
+    # at most one per connection and round.
     unseen = len(jobs) - len(set(named))
-    if not 0 <= unseen <= connections:
-        errors.append(f"{unseen} jobs that no 202 seen by wrk named (at most {connections} expected)")
+    if not 0 <= unseen <= connections * len(ids_files):
+        errors.append(f"{unseen} jobs that no 202 seen by wrk named "
+                      f"(at most {connections * len(ids_files)} expected)")
     return len(jobs), [f"post at {post.hosts} hosts: {e}" for e in errors]
 
 
-def bench_size(wrk: str, args: argparse.Namespace, hosts: int) -> SizeResult:
-    with tempfile.TemporaryDirectory(prefix=f"bench-{hosts}-") as tmp:
-        workdir = Path(tmp)
-        database = workdir / "bench.db"
-        url = f"sqlite:///{database}"
-        templates = max(1, math.ceil(args.duration * MAX_POST_RATE / hosts))
-        world = asyncio.run(build_world(url, hosts, templates))
-        print(f"{hosts} hosts: world built in {world.seconds:.1f} s "
-              f"({templates} template(s)); timing the chain", flush=True)
-        chain = asyncio.run(time_chain(url, hosts, args.resolves))
-        result = SizeResult(hosts, world, chain)
-        hello_port, server_port = free_port(), free_port()
-        hello = start([sys.executable, str(BENCH / "hello.py"), "--port", str(hello_port)],
-                      f"http://127.0.0.1:{hello_port}/", workdir / "hello.log", workdir)
-        try:
-            server = start([sys.executable, "-m", "tornado_callback", "serve", "--no-worker",
-                            "--port", str(server_port), "--plugins", str(PLUGINS),
-                            "--database-url", url],
-                           f"http://127.0.0.1:{server_port}/api/v2/ping/", workdir / "server.log", workdir)
-            try:
-                targets = {"hello": f"http://127.0.0.1:{hello_port}",
-                           "post": f"http://127.0.0.1:{server_port}",
-                           "get": f"http://127.0.0.1:{server_port}"}
-                if args.warmup > 0:
-                    for kind in ("hello", "get"):  # GETs write nothing: the POST run starts clean
-                        run_wrk(wrk, args, kind, targets[kind], world, args.warmup)
-                ids_file = workdir / "job-ids.txt"
-                for kind in KINDS:
-                    print(f"{hosts} hosts: {kind} for {args.duration:g} s", flush=True)
-                    result.loads[kind] = run_wrk(wrk, args, kind, targets[kind], world, args.duration,
-                                                 ids_file if kind == "post" else None)
-                    result.errors += result.loads[kind].errors()
-            finally:
-                stop(server)
-        finally:
-            stop(hello)
-        result.jobs_created, job_errors = check_jobs(
-            database, result.loads["post"], ids_file, args.connections)
-        result.errors += job_errors
-        if result.errors and args.keep_logs:
-            for log in ("server.log", "hello.log"):
-                shutil.copy(workdir / log, BENCH / "results" / f"{hosts}-{log}")
-    return result
+@dataclass
+class Size:
+    """One inventory size during the run: its world, its database and its server."""
+
+    hosts: int
+    workdir: Path
+    world: World
+    result: SizeResult = field(init=False)  # once the chain is timed
+    url: str = ""  # once its server answers
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "bench.db"
+
+
+def build_size(stack: contextlib.ExitStack, args: argparse.Namespace, hosts: int) -> Size:
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{hosts}-")))
+    templates = max(1, math.ceil(args.duration * MAX_POST_RATE / hosts))
+    world = asyncio.run(build_world(f"sqlite:///{workdir / 'bench.db'}", hosts, templates))
+    print(f"{hosts} hosts: world built in {world.seconds:.1f} s ({templates} template(s))", flush=True)
+    return Size(hosts, workdir, world)
+
+
+def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResult]:
+    """Every size's rows. The sizes, like the kinds of request, take turns: a change in
+    the machine's speed during the run meets them all alike (see the README)."""
+    with contextlib.ExitStack() as stack:
+        run = [build_size(stack, args, hosts) for hosts in sizes]
+        print("timing the chain", flush=True)
+        chains = asyncio.run(time_chains([(s.hosts, s.world.database_url) for s in run], args.resolves))
+        for size, chain in zip(run, chains, strict=True):
+            size.result = SizeResult(size.hosts, size.world, chain)
+        with contextlib.ExitStack() as processes:
+            hello_url = start_process(processes, [sys.executable, str(BENCH / "hello.py")], "/",
+                                      run[0].workdir / "hello.log", run[0].workdir)
+            for size in run:
+                size.url = start_process(
+                    processes, [sys.executable, "-m", "tornado_callback", "serve", "--no-worker",
+                                "--plugins", str(PLUGINS), "--database-url", size.world.database_url],
+                    "/api/v2/ping/", size.workdir / "server.log", size.workdir)
+            drive(wrk, args, run, hello_url)
+        # Servers stopped: every job a request made is committed.
+        for size in run:
+            size.result.errors += [e for load in size.result.loads.values() for e in load.errors()]
+            ids_files = sorted(size.workdir.glob("job-ids-post-*.txt"))
+            size.result.jobs_created, job_errors = check_jobs(
+                size.database, size.result.loads["post"], ids_files, args.connections)
+            size.result.errors += job_errors
+            if size.result.errors and args.keep_logs:
+                shutil.copy(size.workdir / "server.log", BENCH / "results" / f"{size.hosts}-server.log")
+        return [size.result for size in run]
+
+
+def start_process(stack: contextlib.ExitStack, command: list[str], path: str, log: Path,
+                  cwd: Path) -> str:
+    """Start a server on a free port, stopped when ``stack`` closes; its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start([*command, "--port", str(port)], url + path, log, cwd)
+    stack.callback(stop, process)
+    return url
+
+
+def drive(wrk: str, args: argparse.Namespace, run: list[Size], hello_url: str) -> None:
+    """The warm-up, then the rounds: in each, every size's hello, POST and GET in turn."""
+    for size in run:
+        if args.warmup > 0:
+            for kind, url in (("hello", hello_url), ("get", size.url)):  # GETs write nothing
+                run_wrk(wrk, args, LoadResult(kind, size.hosts, Counter(), Counter()), url,
+                        size.world, Round(args.warmup, size.workdir, 0))
+        size.result.loads = {kind: LoadResult(kind, size.hosts, Counter(), Counter()) for kind in KINDS}
+    rounds, seconds = rounds_of(args)
+    post_offsets = {size.hosts: 0 for size in run}
+    for number in range(1, rounds + 1):
+        print(f"round {number} of {rounds}: hello, post, get for {seconds} s each at "
+              f"{', '.join(str(s.hosts) for s in run)} hosts", flush=True)
+        for size in run:
+            for kind in KINDS:
+                round_ = Round(seconds, size.workdir, number, post_offsets[size.hosts])
+                url = hello_url if kind == "hello" else size.url
+                next_offset = run_wrk(wrk, args, size.result.loads[kind], url, size.world, round_)
+                if kind == "post":
+                    post_offsets[size.hosts] = next_offset
+
+
+def rounds_of(args: argparse.Namespace) -> tuple[int, int]:
+    """How many rounds each row takes, and their length in whole seconds (wrk's unit)."""
+    rounds = max(1, min(args.rounds, args.duration))
+    return rounds, args.duration // rounds
 
 
 def ratio(a: float, b: float) -> str:
@@ -245,14 +342,16 @@ def ratio(a: float, b: float) -> str:
 
 
 def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[float, float]) -> str:
+    rounds, seconds = rounds_of(args)
     lines = [
         "# tornado-callback benchmark",
         "",
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"- machine: {os.cpu_count()} cores (nproc), load average {loads[0]:.2f} before, "
         f"{loads[1]:.2f} after",
-        f"- load: wrk -t1 -c{args.connections}, {args.duration:g} s per row, after "
-        f"{args.warmup:g} s of warm-up; wrk and the server share the cores",
+        f"- load: wrk -t1 -c{args.connections}; each row is {rounds} rounds of {seconds} s, "
+        f"hello, POST and GET taking turns, after {args.warmup:g} s of warm-up; "
+        "wrk and the server share the cores",
         "- server: `serve --no-worker`, one process, SQLite; hello: bench/hello.py, one process",
         "",
         "| N hosts | request | req/s | p50 ms | p99 ms | vs hello req/s | answers |",
@@ -276,8 +375,11 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
     lines += ["", f"Ratios at N = {large.hosts} (targets in brackets):", ""]
     for kind, target in (("post", 0.35), ("get", 0.50)):
         value = large.loads[kind].rate / large.loads["hello"].rate
+        per_round = [own / hello for own, hello in zip(
+            large.loads[kind].round_rates, large.loads["hello"].round_rates, strict=True)]
         lines.append(f"- callback {kind.upper()} / hello req/s: {value:.2f} "
-                     f"[>= {target:.2f}: {'met' if value >= target else 'NOT met'}]")
+                     f"[>= {target:.2f}: {'met' if value >= target else 'NOT met'}]; "
+                     f"round by round {min(per_round):.2f} to {max(per_round):.2f}")
     lines += ["", f"p50 at {large.hosts} hosts / p50 at {small.hosts} hosts [<= 1.25]:", ""]
     for label, big, little in (
         ("callback POST", large.loads["post"].p50_ms, small.loads["post"].p50_ms),
@@ -298,6 +400,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,10000,100000", help="inventory sizes, comma-separated")
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per row (whole seconds: wrk)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="turns hello, POST and GET take within a row (at most --duration)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each size (0: none)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
     parser.add_argument("--resolves", type=int, default=2000, help="resolves timed by the chain benchmark")
@@ -308,7 +412,7 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     wrk = ensure_wrk()
     before = os.getloadavg()[0]
-    results = [bench_size(wrk, args, n) for n in sizes]
+    results = bench(wrk, args, sizes)
     text = table(results, args, (before, os.getloadavg()[0]))
     print(text)
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The benchmark still runs: bench/run.py on a tiny inventory, for one second per row.
+"""The benchmark still runs: bench/run.py on a tiny inventory, two rounds of one second a row.
 
 Its figures mean nothing here (CI machines are busy); what is checked is that
 the harness builds its world, drives the server and the hello app with wrk,
@@ -18,7 +18,7 @@ RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 def run_bench(tmp_path: Path, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
     results = tmp_path / "latest.md"
     done = subprocess.run(
-        [sys.executable, str(RUN), "--sizes", "20", "--duration", "1", "--warmup", "0",
+        [sys.executable, str(RUN), "--sizes", "20", "--duration", "2", "--rounds", "2", "--warmup", "0",
          "--connections", "4", "--resolves", "20", "--results", str(results)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, **(env or {})},
     )
@@ -33,6 +33,11 @@ def test_a_tiny_run_writes_the_table_and_checks_the_jobs(tmp_path):
                 "| 20 | chain alone (no HTTP) |"):
         assert row in table
     assert f"{os.cpu_count()} cores (nproc)" in table
+    assert "each row is 2 rounds of 1 s" in table
+    # The second round's POSTs call back as (template, host) pairs of their own: all 202s.
+    post_row = next(line for line in table.splitlines() if "| callback POST |" in line)
+    assert ", 0 400 already pending |" in post_row
+    assert "round by round" in table
     assert "every 202 named its own job, one job per (template, host)" in table
     assert "Errors: 0" in table
     assert table in done.stdout
