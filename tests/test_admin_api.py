@@ -288,6 +288,15 @@ async def test_survey_spec_round_trip_and_validation(services, fetch, root):
     assert await call(fetch, "GET", url, root) == (200, {})
 
 
+async def test_numbers_past_64_bits_come_back_as_sent(services, fetch, root):
+    world = await world_of(services, root)
+    url = f"{API}/job_templates/{world.template}/survey_spec/"
+    question = {"question_name": "Seed?", "variable": "seed", "type": "integer", "min": -(2**70), "max": 2**70}
+    assert (await call(fetch, "POST", url, root, {"name": "", "description": "", "spec": [question]}))[0] == 204
+    status, shown = await call(fetch, "GET", url, root)
+    assert (status, shown["spec"][0]["min"], shown["spec"][0]["max"]) == (200, -(2**70), 2**70)
+
+
 async def test_survey_password_defaults_are_never_shown(services, fetch, root):
     world = await world_of(services, root)
     url = f"{API}/job_templates/{world.template}/survey_spec/"

@@ -33,5 +33,5 @@ def test_readme_curl_setup_works_verbatim(tmp_path: Path) -> None:
     assert "HTTP/1.1 202 Accepted" in out and "Location: /api/v2/jobs/1/" in out
     assert '"host_name": "web1"' in out and '"resolved_by": "ip_match"' in out
     assert '[\n  "web2"\n]' in out
-    assert '{"job": 2, "id": 2, "type": "job", "url": "/api/v2/jobs/2/", "ignored_fields": {}}' in out
+    assert '{"job":2,"id":2,"type":"job","url":"/api/v2/jobs/2/","ignored_fields":{}}' in out
     assert "Traceback" not in (tmp_path / "serve.log").read_text()

@@ -113,7 +113,7 @@ def test_a_callback_in_flight_when_the_server_stops_is_answered(cli, database_ur
             client.sendall(body[10:])
             answer = client.recv(65536).decode()
         assert answer.startswith("HTTP/1.1 202"), answer
-        assert '"job": 1' in answer
+        assert json.loads(answer.partition("\r\n\r\n")[2]) == {"job": 1, "url": "/api/v2/jobs/1/"}
         assert server.proc.wait(timeout=30) == 0
     finally:
         assert server.stop() == 0, server.output

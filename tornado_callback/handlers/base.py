@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 import tornado.web
 
 from tornado_callback.accounts import Principal
@@ -18,8 +19,12 @@ REALM = 'Basic realm="tornado-callback"'
 IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 25
-# One encoder for every answer (json.dumps with default= builds a new one each call).
-JSON_ENCODER = json.JSONEncoder(default=str)
+# Answers are written by orjson: an explanation took the standard library
+# 17 us and orjson 2 (README, "Benchmark"). Datetimes go through ``str`` as
+# before (orjson would write them with a "T"); what orjson refuses (integers
+# past 64 bits, lone surrogates) the standard library writes.
+ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+FALLBACK_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 DEFAULT_DETAILS = {
     401: DETAIL_UNAUTHENTICATED,
@@ -40,6 +45,14 @@ class APIError(tornado.web.HTTPError):
     @classmethod
     def from_service(cls, error: ServiceError) -> APIError:
         return cls(error.status, error.body, error.headers)
+
+
+def encode_json(body: Any) -> bytes:
+    """``body`` as compact JSON (as AWX's API writes it), anything unknown as its ``str``."""
+    try:
+        return orjson.dumps(body, default=str, option=ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return FALLBACK_ENCODER.encode(body).encode()  # ASCII: ensure_ascii
 
 
 def bad_request(detail: str) -> APIError:
@@ -98,7 +111,7 @@ class APIHandler(tornado.web.RequestHandler):
 
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(JSON_ENCODER.encode(body))
+        self.finish(encode_json(body))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -113,7 +126,7 @@ class APIHandler(tornado.web.RequestHandler):
             reason = DEFAULT_DETAILS.get(status_code) or HTTPStatus(status_code).phrase
             body = {"detail": reason}
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(JSON_ENCODER.encode(body))
+        self.finish(encode_json(body))
 
     async def authenticated_user(self) -> Principal:
         principal = await self.services.accounts.authenticate(self.request.headers.get("Authorization"))
