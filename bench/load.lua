@@ -91,8 +91,6 @@ function done(summary, latency, requests)
    end
    io.write(string.format("BENCH requests %d\n", summary.requests))
    io.write(string.format("BENCH duration_us %d\n", summary.duration))
-   io.write(string.format("BENCH p50_us %d\n", latency:percentile(50)))
-   io.write(string.format("BENCH p99_us %d\n", latency:percentile(99)))
    io.write(string.format("BENCH connect_errors %d\n", summary.errors.connect))
    io.write(string.format("BENCH read_errors %d\n", summary.errors.read))
    io.write(string.format("BENCH write_errors %d\n", summary.errors.write))

@@ -1,14 +1,14 @@
 """The benchmark: ``python bench/run.py [--sizes 100,10000,100000] [--duration 10]``.
 
-For each inventory size N, in a fresh SQLite database: times the resolver
-chain alone (bench/chain.py), then starts the real server (``serve
---no-worker``, one process) and the bare Tornado app (bench/hello.py, the
-ceiling) and drives each with wrk over loopback (bench/load.lua): hello, the
-callback POST, the admin GET, taking turns in short rounds so that a change
-in the machine's speed meets all three alike. Prints one table, writes it to
-bench/results/latest.md, and checks the run: every 202 named a job that
-exists, no (template, host) pair got two jobs, no request failed. A run with
-errors prints them and exits 1. See the README, "Benchmark".
+Builds a fresh SQLite database for each inventory size N, times the resolver
+chain alone (bench/chain.py), then starts the real server for each N (``serve
+--no-worker``, one process each) and the bare Tornado app (bench/hello.py,
+the ceiling) and drives them with wrk over loopback (bench/load.lua): hello,
+the callback POST and the admin GET of every N take turns in short rounds, so
+that a change in the machine's speed meets them all alike. Prints one table,
+writes it to bench/results/latest.md, and checks the run: every 202 named a
+job that exists, no (template, host) pair got two jobs, no request failed. A
+run with errors prints them and exits 1. See the README, "Benchmark".
 """
 
 from __future__ import annotations
