@@ -189,7 +189,9 @@ class HostKey(Base):
     __tablename__ = "host_keys"
     __table_args__ = (
         UniqueConstraint("host_id", "kind", "value"),
-        Index("ix_host_keys_lookup", "inventory_id", "kind", "value"),
+        # host_id last: the lookup reads it from the index itself (a covering
+        # index), one B-tree descent fewer per callback than through the row.
+        Index("ix_host_keys_lookup", "inventory_id", "kind", "value", "host_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
