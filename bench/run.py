@@ -108,7 +108,6 @@ class LoadResult:
 @dataclass
 class SizeResult:
     hosts: int
-    world: World
     chain: ChainTimes
     loads: dict[str, LoadResult] = field(default_factory=dict)
     jobs_created: int = 0
@@ -277,7 +276,7 @@ def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResu
         print("timing the chain", flush=True)
         chains = asyncio.run(time_chains([(s.hosts, s.world.database_url) for s in run], args.resolves))
         for size, chain in zip(run, chains, strict=True):
-            size.result = SizeResult(size.hosts, size.world, chain)
+            size.result = SizeResult(size.hosts, chain)
         with contextlib.ExitStack() as processes:
             hello_url = start_process(processes, [sys.executable, str(BENCH / "hello.py")], "/",
                                       run[0].workdir / "hello.log", run[0].workdir)
