@@ -352,7 +352,8 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
         f"- load: wrk -t1 -c{args.connections}; each row is {rounds} rounds of {seconds} s, "
         f"hello, POST and GET taking turns, after {args.warmup:g} s of warm-up; "
         "wrk and the server share the cores",
-        "- server: `serve --no-worker`, one process, SQLite; hello: bench/hello.py, one process",
+        "- server: `serve --no-worker`, one process, SQLite; hello: bench/hello.py, one process; "
+        "chain alone: one resolve at a time, on one core (bench/chain.py)",
         "",
         "| N hosts | request | req/s | p50 ms | p99 ms | vs hello req/s | answers |",
         "|---:|---|---:|---:|---:|---:|---|",
