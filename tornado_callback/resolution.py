@@ -303,8 +303,12 @@ class ResolverChain:
                         found = narrowed
                 outcome = "ambiguous" if len(found) > 1 else "matched" if found else "no_match"
             trace.append(TraceEntry(
-                ranked.name, ranked.priority, outcome, tuple(evidence), tuple([h.name for h in found]),
-                round((time.perf_counter() - started) * 1000, 3),
+                resolver=ranked.name,
+                priority=ranked.priority,
+                outcome=outcome,
+                evidence=tuple(evidence),
+                hosts=tuple([h.name for h in found]),
+                elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
             ))
             if outcome == "matched":
                 return self._finish("matched", found, ranked.name, state, trace)
