@@ -7,12 +7,14 @@ cannot see answer 404, objects it can see but not change 403.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
 from tornado_callback.admin.endpoints import api_endpoints
+from tornado_callback.admin.fields import ENCRYPTED
 from tornado_callback.config import PluginsConfig, Settings
 
 pytestmark = pytest.mark.gen_test
@@ -189,3 +191,80 @@ async def test_role_grants_are_listed_and_revoked(services, fetch):
     assert (await call(fetch, "GET", f"/api/v2/job_templates/{world.template}/", bob))[0] == 404
     status, body = await call(fetch, "POST", roles, root_auth, {"user": 999, "role": "boss"})
     assert (status, body) == (400, {"role": ['"boss" is not a valid choice.']})
+
+
+KEY = "callback-key-for-template-admins"
+OTHER_KEY = "callback-key-of-another-template"
+
+
+async def keyed_world(services):
+    """The seeded world with a recognisable key, and a template admin, executor and reader
+    of its template who also administer its inventory (so they see every host, group, source)."""
+    root_auth = await user_with_token(services, "root", superuser=True)
+    root = await services.accounts.authenticate(root_auth["Authorization"])
+    world = await seed_world(services, root)
+    await services.admin.update("job_templates", root, world.template, {"host_config_key": KEY}, partial=True)
+    auth = {"root": root_auth}
+    for actor in ("tpl_read", "tpl_execute", "tpl_admin"):
+        auth[actor] = await user_with_token(services, actor)
+        await services.accounts.grant(actor, "job_template", world.template, ROLES[actor][1])
+        await services.accounts.grant(actor, "inventory", world.inventory, "admin")
+    return root, world, auth
+
+
+async def test_host_config_key_is_shown_only_to_those_who_may_edit_the_template(services, fetch):
+    root, world, auth = await keyed_world(services)
+    other = await services.admin.create("job_templates", root, {
+        "name": "other", "playbook": "p.yml", "inventory": world.inventory, "host_config_key": OTHER_KEY})
+    keyless = await services.admin.create("job_templates", root, {"name": "keyless", "playbook": "p.yml"})
+    for actor in ("tpl_read", "tpl_execute", "tpl_admin"):
+        for template in (other, keyless):
+            await services.accounts.grant(actor, "job_template", template["id"], "read")
+    # Decided per template: the template admin only reads "other". Unset stays "", as AWX shows it.
+    expected = {
+        "tpl_read": [ENCRYPTED, ENCRYPTED, ""],
+        "tpl_execute": [ENCRYPTED, ENCRYPTED, ""],
+        "tpl_admin": [KEY, ENCRYPTED, ""],
+        "root": [KEY, OTHER_KEY, ""],
+    }
+    for actor, keys in expected.items():
+        _, listed = await call(fetch, "GET", "/api/v2/job_templates/?order_by=id", auth[actor])
+        assert [t["host_config_key"] for t in listed["results"]] == keys, actor
+        details = [(await call(fetch, "GET", f"/api/v2/job_templates/{t}/", auth[actor]))[1]
+                   for t in (world.template, other["id"], keyless["id"])]
+        assert [d["host_config_key"] for d in details] == keys, actor
+    # What a template admin writes comes back to it in the clear.
+    status, changed = await call(fetch, "PATCH", f"/api/v2/job_templates/{world.template}/",
+                                 auth["tpl_admin"], {"host_config_key": KEY + "2"})
+    assert (status, changed["host_config_key"]) == (200, KEY + "2")
+
+
+async def test_no_endpoint_shows_the_key_to_a_reader_or_an_executor(services, fetch):
+    root, world, auth = await keyed_world(services)
+    # A manual and a callback job and a callback attempt, for the job and audit endpoints.
+    job = (await call(fetch, "POST", f"/api/v2/job_templates/{world.template}/launch/", auth["root"], {}))[1]
+    callback = await fetch(f"/api/v2/job_templates/{world.template}/callback/", method="POST",
+                           body=f"host_config_key={KEY}")
+    assert callback.code == 202
+    ids = {"inventories": world.inventory, "hosts": world.host, "groups": world.group,
+           "inventory_sources": world.source, "job_templates": world.template,
+           "credentials": world.credential, "jobs": job["id"]}
+    template = f"/api/v2/job_templates/{world.template}/"
+    # The superuser's sweep proves that the check finds a key where one is shown.
+    shown_to_root = {"/api/v2/job_templates/", template, template + "callback/"}
+    gets = [e.path for e in api_endpoints() for op in e.operations if op.method == "GET"]
+    for path in gets:
+        url = path.replace("{id}", str(ids.get(path.split("/")[3], 1)))
+        for actor in ("tpl_read", "tpl_execute", "root"):
+            response = await fetch(url, headers=auth[actor])
+            shown = KEY in response.body.decode()
+            assert shown == (actor == "root" and url in shown_to_root), (actor, url)
+
+
+async def test_openapi_document_says_who_reads_the_key(services, fetch):
+    await keyed_world(services)
+    response = await fetch("/api/v2/openapi.json")
+    document = response.body.decode()
+    assert KEY not in document
+    schemas = json.loads(document)["components"]["schemas"]
+    assert ENCRYPTED in schemas["job_template"]["properties"]["host_config_key"]["description"]

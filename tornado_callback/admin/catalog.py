@@ -253,7 +253,9 @@ JOB_TEMPLATES = Resource(
         Boolean("ask_variables_on_launch"),
         Boolean("ask_limit_on_launch"),
         Boolean("survey_enabled"),
-        String("host_config_key", max_length=1024,
+        # Whoever holds the key can have any host of the inventory configured:
+        # it is for those who may edit the template, not for readers or executors.
+        String("host_config_key", max_length=1024, shown_to="change",
                help="Enables provisioning callbacks; empty disables them. Needs an inventory."),
         Boolean("allow_simultaneous"),
     ),

@@ -57,6 +57,11 @@ def storable_text(value: str) -> str:
     return value
 
 
+def masked(value: Any) -> str:
+    """What a hidden value reads back as: whether it is set, never its text."""
+    return ENCRYPTED if value else ""
+
+
 @dataclass(frozen=True)
 class Field:
     """An attribute of a resource. ``attr`` is the model attribute (default: ``name``)."""
@@ -70,10 +75,20 @@ class Field:
     default: Any = None
     help: str = ""
     attr_name: str = ""
+    # The action on the object (``change``...) a caller must be allowed to read the
+    # value; others see only whether it is set, as with a Secret (a template's callback key).
+    shown_to: str = ""
 
     @property
     def attr(self) -> str:
         return self.attr_name or self.name
+
+    @property
+    def description(self) -> str:
+        if not self.shown_to:
+            return self.help
+        note = f"Callers who may not {self.shown_to} the object read {ENCRYPTED} when it is set."
+        return f"{self.help} {note}".lstrip()
 
     def parse(self, value: Any) -> Any:
         raise NotImplementedError
@@ -86,8 +101,8 @@ class Field:
 
     def schema(self) -> dict[str, Any]:
         schema = self.value_schema()
-        if self.help:
-            schema["description"] = self.help
+        if self.description:
+            schema["description"] = self.description
         return schema
 
     def parse_filter(self, text: str) -> Any:
@@ -195,10 +210,10 @@ class Variables(Field):
 
     def schema(self) -> dict[str, Any]:
         # What is written may be an object; what is read back is always text.
-        return {"type": "string", **({"description": self.help} if self.help else {})}
+        return {"type": "string", **({"description": self.description} if self.description else {})}
 
     def input_schema(self) -> dict[str, Any]:
-        return {**self.value_schema(), **({"description": self.help} if self.help else {})}
+        return {**self.value_schema(), **({"description": self.description} if self.description else {})}
 
 
 @dataclass(frozen=True)
@@ -233,7 +248,7 @@ class Secret(String):
     max_length: int = 65536
 
     def render(self, value: Any) -> str:
-        return ENCRYPTED if value else ""
+        return masked(value)
 
     def parse_filter(self, text: str) -> Any:
         raise Invalid("Secrets cannot be filtered on.")

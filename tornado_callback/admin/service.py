@@ -7,7 +7,7 @@ transaction together with its hooks (a host's index keys, role clean-up).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from tornado_callback.admin.fields import (
     Invalid,
     Secret,
     ValidationError,
+    masked,
     storable_text,
 )
 from tornado_callback.admin.resource import (
@@ -68,8 +69,9 @@ def timestamps(resource: Resource) -> tuple[DateTime, ...]:
     return tuple(f for f in TIMESTAMPS if hasattr(resource.model, f.name))
 
 
-def render(resource: Resource, obj: Any) -> dict[str, Any]:
-    """An object in AWX's shape: id, type, url, related, fields, created, modified."""
+def render(resource: Resource, obj: Any, hidden: Collection[str] = ()) -> dict[str, Any]:
+    """An object in AWX's shape: id, type, url, related, fields, created, modified.
+    The fields named in ``hidden`` show only whether they are set."""
     related = {
         fk.name: f"/api/v2/{fk.resource}/{getattr(obj, fk.attr)}/"
         for fk in resource.foreign_keys
@@ -85,7 +87,8 @@ def render(resource: Resource, obj: Any) -> dict[str, Any]:
     }
     for f in resource.fields + timestamps(resource):
         if not f.write_only:
-            out[f.name] = f.render(getattr(obj, f.attr))
+            value = getattr(obj, f.attr)
+            out[f.name] = masked(value) if f.name in hidden else f.render(value)
     return out
 
 
@@ -118,18 +121,30 @@ class AdminService:
             raise PermissionDenied()
         return obj
 
+    async def shown(self, session: AsyncSession, resource: Resource, principal: Principal, obj: Any) -> dict[str, Any]:
+        """The object as this caller may read it: every answer that carries an object comes
+        through here, so a field kept from some callers (``Field.shown_to``) is kept everywhere.
+        Decided per object: a caller may administer one template and only read the next."""
+        hidden = [
+            f.name for f in resource.fields
+            if f.shown_to and getattr(obj, f.attr)
+            and not await resource.access.allowed(session, principal, obj, f.shown_to)
+        ]
+        return render(resource, obj, hidden)
+
     async def me(self, principal: Principal) -> Page:
         """The caller's own user as a one-item page (AWX's /me/ is a list)."""
         async with self.db.session() as session:
             user = await session.get(User, principal.id)
-        if user is None:  # deleted since the credentials were cached
-            raise NotAuthenticated()
-        return Page(1, [render(self.resource("users"), user)])
+            if user is None:  # deleted since the credentials were cached
+                raise NotAuthenticated()
+            return Page(1, [await self.shown(session, self.resource("users"), principal, user)])
 
     async def get(self, name: str, principal: Principal, obj_id: int) -> dict[str, Any]:
         resource = self.resource(name)
         async with self.db.session() as session:
-            return render(resource, await self.visible_object(session, resource, principal, obj_id))
+            obj = await self.visible_object(session, resource, principal, obj_id)
+            return await self.shown(session, resource, principal, obj)
 
     async def list(self, name: str, principal: Principal, query: ListQuery) -> Page:
         """One page of the objects the caller can see."""
@@ -170,9 +185,9 @@ class AdminService:
                 stmt = stmt.where(where)
             stmt = self._narrowed(resource, stmt, query)
             count, rows = await queries.page_of(session, stmt, query.page, query.page_size)
-        if query.page > 1 and (query.page - 1) * query.page_size >= count:
-            raise ServiceError.detail("Invalid page.", status=404)
-        return Page(count, [render(resource, row) for row in rows])
+            if query.page > 1 and (query.page - 1) * query.page_size >= count:
+                raise ServiceError.detail("Invalid page.", status=404)
+            return Page(count, [await self.shown(session, resource, principal, row) for row in rows])
 
     def _narrowed(self, resource: Resource, stmt: Select[Any], query: ListQuery) -> Select[Any]:
         model = resource.model
@@ -335,7 +350,7 @@ class AdminService:
         except IntegrityError as e:  # a concurrent writer won the unique name
             await session.rollback()
             raise ServiceError.detail("The object conflicts with another one; try again.") from e
-        return {**render(resource, obj), **ctx.shown_once}
+        return {**await self.shown(session, resource, principal, obj), **ctx.shown_once}
 
     async def delete(self, name: str, principal: Principal, obj_id: int) -> None:
         resource = self.resource(name)
