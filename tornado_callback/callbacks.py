@@ -185,7 +185,7 @@ class CallbackService:
             job_id = await self.db.write(commit_job)
         except LaunchRefused as e:
             raise CallbackRefused(e.msg, **e.extra) from e
-        self.launcher.on_job_queued()
+        self.launcher.queued(job_id, job)
         return Accepted(job_id)
 
     async def explain(

@@ -7,6 +7,7 @@ count-then-insert, keeps one active callback job per template and host.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from tornado_callback.store import queries
 from tornado_callback.store.models import JobTemplate
 from tornado_callback.survey import SurveyAnswerError, UserInputRequired, survey_answers
 from tornado_callback.survey_secrets import open_password_defaults
+
+log = logging.getLogger("tornado_callback.launch")
 
 MSG_USER_INPUT = "Cannot start automatically, user input required!"
 MSG_ALREADY_PENDING = "Host callback job already pending."
@@ -49,6 +52,12 @@ class LaunchService:
         # Called once a new job is committed, so that this process's workers
         # start it now instead of at their next poll.
         self.on_job_queued: Callable[[], None] = lambda: None
+
+    def queued(self, job_id: int, job: Mapping[str, Any]) -> None:
+        """A job (``job_values``) was committed: say so, and wake this process's workers."""
+        log.info("job %s queued: %s launch of template %r, limit %r",
+                 job_id, job["launch_type"], job["name"], job["limit"])
+        self.on_job_queued()
 
     def accepted_variables(self, template: JobTemplate, raw: Any) -> dict[str, Any]:
         """The launch-time variables the template takes from ``raw``, as API.md says.
@@ -102,8 +111,9 @@ class LaunchService:
         raw_extra_vars: Any,
         limit: str | None,
         launched_by: int | None,
-    ) -> int:
-        """Insert the pending job of a launch by a user in ``session``'s transaction; its id.
+    ) -> dict[str, Any]:
+        """Insert the pending job of a launch by a user in ``session``'s transaction; its row
+        (``job_values`` and its ``id``), for ``queued`` once the caller has committed it.
 
         ``limit`` applies only with ``ask_limit_on_launch``, like launch-time
         variables; otherwise the template's own limit stands, as in AWX.
@@ -120,7 +130,7 @@ class LaunchService:
             self.refuse_prompts(db, template)
             return queries.insert_job(db, job)
 
-        return await session.run_sync(insert)
+        return {"id": await session.run_sync(insert), **job}
 
     def job_values(self, template: JobTemplate, raw_extra_vars: Any, **fields: Any) -> dict[str, Any]:
         """The row of a pending job of ``template``, with the launch-time variables it accepts."""
@@ -131,6 +141,8 @@ class LaunchService:
             "name": template.name,
             "status": "pending",
             "extra_vars": merged_variables(template.extra_vars, launch_vars),
+            # Kept apart so that the run can hand them to Ansible as data (executor).
+            "launch_vars": launch_vars,
             **fields,
         }
 

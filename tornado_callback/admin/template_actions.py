@@ -205,12 +205,14 @@ class TemplateActions:
                 session, self.admin.resource("job_templates"), principal, template_id, "execute"
             )
             try:
-                job_id = await self.launcher.create_manual_job(
+                job = await self.launcher.create_manual_job(
                     session, template, values.get("extra_vars"), limit, principal.id
                 )
             except LaunchRefused as e:
                 raise ServiceError({"detail": e.msg, **e.extra}) from e
             await session.commit()
+        job_id = job["id"]
+        self.launcher.queued(job_id, job)
         ignored = {}
         if "extra_vars" in body and not (template.ask_variables_on_launch or template.survey_enabled):
             ignored["extra_vars"] = body["extra_vars"]

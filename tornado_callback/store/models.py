@@ -333,6 +333,8 @@ class Job(Timestamped, Base):
     launch_type: Mapped[str] = mapped_column(String(20), default="manual")
     limit: Mapped[str] = mapped_column(Text, default="")
     extra_vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The part of extra_vars given at launch: data, never templated (executor).
+    launch_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     resolved_by: Mapped[str] = mapped_column(String(128), default="")
     launched_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     started: Mapped[dt.datetime | None]
