@@ -8,12 +8,14 @@ import asyncio
 import base64
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import tornado.httpclient
 from cryptography.fernet import Fernet
@@ -29,6 +31,46 @@ from tornado_callback.store.models import Base
 
 PG_ENV = "TORNADO_CALLBACK_TEST_DATABASE_URL"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(PG_ENV) else [])
+
+# How long a playbook killed by the last test may take to be gone.
+LEFTOVER_GRACE_SECONDS = 5.0
+
+
+def _running_playbooks() -> dict[tuple[int, float], psutil.Process]:
+    """ansible-playbook processes (and bwraps around one) by (pid, start time)."""
+    found = {}
+    for process in psutil.process_iter(["cmdline", "create_time", "status"]):
+        info = process.info
+        if info["status"] != psutil.STATUS_ZOMBIE \
+                and any(os.path.basename(arg) == "ansible-playbook" for arg in info["cmdline"] or ()):
+            found[(process.pid, info["create_time"])] = process
+    return found
+
+
+# Others' playbooks (another checkout's tests, a developer's server) are none of this session's business.
+PLAYBOOKS_BEFORE_THE_SESSION = frozenset(_running_playbooks())
+
+
+def _playbooks_started_by_this_session() -> list[psutil.Process]:
+    return [p for key, p in _running_playbooks().items() if key not in PLAYBOOKS_BEFORE_THE_SESSION]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that leaves an ansible-playbook behind fails: a stopped job must leave nothing running."""
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    while (left := _playbooks_started_by_this_session()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for process in left:
+        if reporter is not None:
+            reporter.write_line(f"LEFT RUNNING: pid {process.pid}: {' '.join(process.info['cmdline'])}", red=True)
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def run_isolated(coroutine: Any) -> Any:
@@ -138,6 +180,19 @@ TEST_SECRET_KEY = Fernet.generate_key().decode()
 @pytest.fixture
 def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
     return Settings(database_url=database_url, plugins=plugins_config, secret_key=TEST_SECRET_KEY)
+
+
+def shown(workdir: Path) -> Path:
+    """The directory a test's playbooks may write to: sandboxed runs see no other (job_show_paths)."""
+    path = workdir / "shown"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """Where this test's playbooks leave what the test reads."""
+    return shown(tmp_path)
 
 
 @pytest.fixture

@@ -39,20 +39,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServerProcess:
-    """``tornado-callback serve`` in a subprocess; collects what it prints."""
+class CliProcess:
+    """``tornado-callback ARGS`` in a subprocess; collects what it prints."""
 
     def __init__(self, *args: str, cwd: Path, **env: str) -> None:
-        self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tornado_callback", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "tornado_callback", *args],
             cwd=cwd, env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self.output = ""
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
         """Read output until ``text`` appears; fail with what was printed if the process ends first."""
@@ -84,3 +79,15 @@ class ServerProcess:
         self.output += self.proc.stdout.read().decode(errors="replace")
         self.proc.stdout.close()
         return code
+
+
+class ServerProcess(CliProcess):
+    """``tornado-callback serve`` on a free port."""
+
+    def __init__(self, *args: str, cwd: Path, **env: str) -> None:
+        self.port = free_port()
+        super().__init__("serve", "--port", str(self.port), *args, cwd=cwd, **env)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, shown
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.executor import WorkerPool, start_workers
+from tornado_callback.sandbox import job_sandbox
 from tornado_callback.services import Services
 from tornado_callback.store.models import FINISHED_JOB_STATUSES, Job
 
@@ -26,8 +27,12 @@ LOCALHOST_VARS = {
 }
 
 
-def job_settings(database_url: str, plugins: PluginsConfig, **overrides: Any) -> Settings:
-    """Fast polling and a short lease, so tests see workers act within a second or two."""
+def job_settings(database_url: str, plugins: PluginsConfig, workdir: Path, **overrides: Any) -> Settings:
+    """Fast polling and a short lease, so tests see workers act within a second or two.
+
+    Runs keep their private directories in ``workdir/runs`` and may write to
+    ``shown(workdir)``, the one place outside the sandbox a test can look at.
+    """
     values: dict[str, Any] = {
         "database_url": database_url,
         "plugins": plugins,
@@ -35,21 +40,23 @@ def job_settings(database_url: str, plugins: PluginsConfig, **overrides: Any) ->
         "job_poll_interval": 0.1,
         "job_lease_seconds": 3.0,
         "secret_key": TEST_SECRET_KEY,
+        "run_dir": str(workdir / "runs"),
+        "job_show_paths": (str(shown(workdir)),),
     }
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-def settings(database_url: str, plugins_config: PluginsConfig) -> Settings:
-    return job_settings(database_url, plugins_config)
+def settings(database_url: str, plugins_config: PluginsConfig, tmp_path: Path) -> Settings:
+    return job_settings(database_url, plugins_config, tmp_path)
 
 
 @pytest.fixture
 def workers(io_loop: Any, services: Services) -> Any:
     """This process's job slots, as ``serve`` runs them."""
     async def start() -> WorkerPool:
-        return start_workers(services)
+        return start_workers(services, job_sandbox(services.settings))
 
     pool = io_loop.run_sync(start)
     yield pool

@@ -74,9 +74,11 @@ async def test_credential_that_asks_at_launch_refuses_callbacks(fetch, seed, ser
 
 
 @pytest.mark.usefixtures("workers")
-async def test_job_gets_the_credential_in_a_private_file_removed_after_the_run(fetch, seed, services, tmp_path):
+async def test_job_gets_the_credential_in_a_private_file_removed_after_the_run(
+    fetch, seed, services, tmp_path, out
+):
     project = tmp_path / "project"
-    seen = tmp_path / "seen.json"
+    seen = out / "seen.json"
     playbook = write_playbook(project, "inspect.yml", """\
     - name: Look at the key file
       ansible.builtin.stat:

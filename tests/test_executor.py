@@ -46,9 +46,9 @@ async def call_back(fetch, world, extra_vars=None, **kwargs):
 
 
 async def test_callback_job_runs_the_playbook_on_the_calling_host(
-    fetch, seed, services, admin, project, tmp_path
+    fetch, seed, services, admin, project, out
 ):
-    marker = tmp_path / "marker.txt"
+    marker = out / "marker.txt"
     playbook = write_playbook(project, "site.yml", """\
     - name: Leave a marker
       ansible.builtin.copy:
@@ -80,7 +80,7 @@ async def test_callback_job_runs_the_playbook_on_the_calling_host(
     assert stdout.body.decode() == job.result_stdout
 
 
-async def test_output_is_stored_while_the_job_runs(fetch, seed, services, project, tmp_path):
+async def test_output_is_stored_while_the_job_runs(fetch, seed, services, project):
     playbook = write_playbook(project, "slow.yml", """\
     - name: First step
       ansible.builtin.debug:
@@ -134,8 +134,8 @@ async def test_playbook_exceeding_the_template_timeout_is_stopped(fetch, seed, s
     assert "TASK [Sleep past the timeout]" in job.result_stdout
 
 
-async def test_cancel_stops_a_running_playbook(fetch, seed, services, admin, project, tmp_path):
-    after = tmp_path / "after-the-pause"
+async def test_cancel_stops_a_running_playbook(fetch, seed, services, admin, project, out):
+    after = out / "after-the-pause"
     playbook = write_playbook(project, "long.yml", f"""\
     - name: Long wait
       ansible.builtin.pause:
@@ -195,8 +195,8 @@ async def test_callbacks_keep_answering_while_a_playbook_runs(fetch, seed, servi
         await wait_for_status(services, job_id)
 
 
-async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, services, project, tmp_path):
-    out = tmp_path / "vars.txt"
+async def test_inventory_groups_and_variables_reach_the_play(fetch, seed, services, project, out):
+    out = out / "vars.txt"
     playbook = write_playbook(project, "vars.yml", """\
     - name: Write what the inventory says
       ansible.builtin.copy:
@@ -241,8 +241,8 @@ async def test_stopping_the_workers_stops_their_playbooks(fetch, seed, services,
     assert (job.status, job.job_explanation) == ("error", EXPLAIN_SHUTDOWN)
 
 
-async def test_template_run_options_reach_ansible(fetch, seed, services, project, tmp_path):
-    out = tmp_path / "options.txt"
+async def test_template_run_options_reach_ansible(fetch, seed, services, project, out):
+    out = out / "options.txt"
     playbook = write_playbook(project, "tags.yml", f"""\
     - name: Tagged a
       ansible.builtin.copy:

@@ -38,8 +38,8 @@ def started(tmp_path):
             process.wait(timeout=30)
 
 
-def post_callback(url: str, key: str) -> dict:
-    request = urllib.request.Request(url, data=json.dumps({"host_config_key": key}).encode(),
+def post_callback(url: str, key: str, **fields: object) -> dict:
+    request = urllib.request.Request(url, data=json.dumps({"host_config_key": key, **fields}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
@@ -53,24 +53,70 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
         time.sleep(0.2)
 
 
-def job_status(workdir: Path, job_id: int) -> str:
+def show_job(workdir: Path, job_id: int) -> str:
     shown = run_cli("jobs", "show", str(job_id), cwd=workdir, **POLL)
     assert shown.returncode == 0, shown.stderr
-    return re.search(r"^status\s+(\S+)", shown.stdout, re.MULTILINE).group(1)
+    return shown.stdout
 
 
-def test_demo_callback_runs_the_playbook_and_writes_the_marker(tmp_path, started):
+def job_status(workdir: Path, job_id: int) -> str:
+    return re.search(r"^status\s+(\S+)", show_job(workdir, job_id), re.MULTILINE).group(1)
+
+
+def test_demo_callback_runs_the_playbook_in_the_sandbox(tmp_path, started):
     serve = started[0]()
+    assert "WITHOUT the sandbox" not in serve.output
     callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", serve.output)
     key = json.loads(callback.group(1))["host_config_key"]
 
-    job = post_callback(callback.group(2), key)
+    # The demo template takes variables at launch: they arrive as text, never as a template.
+    job = post_callback(callback.group(2), key, extra_vars={"greeting": "{{ 6 * 7 }}"})
 
-    marker = tmp_path / "demo-marker.txt"
-    wait_for(marker.exists, what="the demo marker")
-    assert marker.read_text().startswith("configured localhost")
     wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the job to finish")
+    assert '"msg": "configured localhost {{ 6 * 7 }}"' in show_job(tmp_path, job["job"])
     assert serve.stop() == 0
+    # The job's life in the server log, one line a step.
+    assert f"job {job['job']} queued: callback launch of template 'Demo Job Template', limit 'localhost'" \
+        in serve.output
+    assert re.search(rf"job {job['job']} started by worker \S+: template 'Demo Job Template', limit 'localhost'\n",
+                     serve.output), serve.output
+    assert f"job {job['job']} finished: successful after" in serve.output
+
+
+def test_demo_without_bubblewrap_says_its_jobs_run_unsandboxed(tmp_path):
+    server = ServerProcess("--demo", cwd=tmp_path, TORNADO_CALLBACK_BWRAP=str(tmp_path / "no-bwrap"), **POLL)
+    try:
+        server.wait_for("See what the job did")
+        callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", server.output)
+        job = post_callback(callback.group(2), json.loads(callback.group(1))["host_config_key"])
+        wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the job to finish")
+    finally:
+        assert server.stop() == 0, server.output
+    assert "NOTE: the demo's jobs run WITHOUT the sandbox, because job isolation needs bubblewrap" in server.output
+    assert "apt-get install bubblewrap" in server.output
+    assert "without the sandbox" in server.output  # the job's start in the log says so too
+
+
+def test_serve_refuses_to_run_jobs_without_bubblewrap(tmp_path):
+    refused = run_cli("serve", cwd=tmp_path, TORNADO_CALLBACK_BWRAP=str(tmp_path / "no-bwrap"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"tornado-callback: error: job isolation needs bubblewrap, and {str(tmp_path / 'no-bwrap')!r} was not "
+        "found: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora/RHEL: dnf install "
+        "bubblewrap), or set TORNADO_CALLBACK_JOB_ISOLATION=off to run playbooks without a sandbox"]
+
+
+def test_isolation_turned_off_runs_jobs_with_a_warning(tmp_path, started):
+    server = ServerProcess("--demo", cwd=tmp_path, TORNADO_CALLBACK_JOB_ISOLATION="off", **POLL)
+    try:
+        server.wait_for("See what the job did")
+        callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", server.output)
+        job = post_callback(callback.group(2), json.loads(callback.group(1))["host_config_key"])
+        wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the job to finish")
+    finally:
+        assert server.stop() == 0, server.output
+    assert "job isolation is off (TORNADO_CALLBACK_JOB_ISOLATION=off)" in server.output
+    assert "WITHOUT the sandbox" not in server.output  # the admin chose it; no demo excuse needed
 
 
 def test_no_worker_serve_leaves_jobs_to_a_worker_process(tmp_path, started):
@@ -85,4 +131,4 @@ def test_no_worker_serve_leaves_jobs_to_a_worker_process(tmp_path, started):
                               env=cli_env(**POLL), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started[1].append(worker)
     wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the worker to run the job")
-    assert (tmp_path / "demo-marker.txt").exists()
+    assert '"msg": "configured localhost "' in show_job(tmp_path, job["job"])

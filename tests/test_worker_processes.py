@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import PG_ENV
+from conftest import PG_ENV, shown
 from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
 
 from tornado_callback.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
 from tornado_callback.launch import MSG_ALREADY_PENDING
 from tornado_callback.resolution import HostRef
+from tornado_callback.run_dirs import RunDirectories
 from tornado_callback.store import queries
 
 pytestmark = pytest.mark.gen_test(timeout=120)
@@ -29,8 +29,8 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def settings(database_url, plugins_config):
-    return job_settings(database_url, plugins_config, job_lease_seconds=2.0)
+def settings(database_url, plugins_config, tmp_path):
+    return job_settings(database_url, plugins_config, tmp_path, job_lease_seconds=2.0)
 
 
 @pytest.fixture
@@ -51,6 +51,8 @@ def start_worker(settings, tmp_path, project):
             "TORNADO_CALLBACK_JOB_POLL_INTERVAL": str(settings.job_poll_interval),
             "TORNADO_CALLBACK_JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
             "TORNADO_CALLBACK_SECRET_KEY": settings.secret_key,
+            "TORNADO_CALLBACK_RUN_DIR": settings.run_dir,
+            "TORNADO_CALLBACK_JOB_SHOW_PATHS": os.pathsep.join(settings.job_show_paths),
         })
         process = subprocess.Popen(
             [sys.executable, "-m", "tornado_callback", "worker"],
@@ -65,13 +67,6 @@ def start_worker(settings, tmp_path, project):
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
         process.stdout.close()
-    # A SIGKILLed worker leaves its ansible-playbook behind (it runs in its own
-    # session): end those, found by this test's private project path.
-    for pid in _pids_running(str(project)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 async def wait_for_output(process: subprocess.Popen[bytes], text: bytes, timeout: float = 60) -> None:
@@ -85,18 +80,6 @@ async def wait_for_output(process: subprocess.Popen[bytes], text: bytes, timeout
             seen += os.read(process.stdout.fileno(), 65536)
         else:
             await asyncio.sleep(0.1)
-
-
-def _pids_running(needle: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, int]) -> list[int]:
@@ -116,7 +99,7 @@ async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, in
 async def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
     seed, services, start_worker, project, tmp_path
 ):
-    runs = tmp_path / "runs.log"
+    runs = shown(tmp_path) / "runs.log"
     # A lookup runs in ansible-playbook itself: no module to ship, so the 20 runs stay cheap.
     playbook = write_playbook(project, "record.yml", f"""\
     - name: Record this run
@@ -161,7 +144,7 @@ async def test_a_killed_workers_job_ends_in_error_and_the_host_can_call_back(
 
     blocked = await fetch(callback, method="POST", body=body, headers=JSON)
     assert (blocked.code, json.loads(blocked.body)) == (400, {"msg": MSG_ALREADY_PENDING, "job": job_id})
-    sweeper = LeaseSweeper(services.db, settings)  # what every serve process runs
+    sweeper = LeaseSweeper(services.db, settings, RunDirectories(settings.run_dir_path))  # as serve runs it
     while (job := await wait_for_status(services, job_id, ("running", "error"))).status == "running":
         assert time.monotonic() - killed_at < 15, "lease never expired"
         await sweeper.sweep()

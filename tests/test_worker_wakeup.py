@@ -21,8 +21,8 @@ POLL = 30.0
 
 
 @pytest.fixture
-def settings(database_url, plugins_config):
-    return job_settings(database_url, plugins_config, job_poll_interval=POLL)
+def settings(database_url, plugins_config, tmp_path):
+    return job_settings(database_url, plugins_config, tmp_path, job_poll_interval=POLL)
 
 
 async def test_callback_wakes_idle_workers(fetch, seed, services, tmp_path):

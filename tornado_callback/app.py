@@ -20,6 +20,7 @@ from tornado_callback.config import ConfigError, Settings
 from tornado_callback.executor import start_workers
 from tornado_callback.handlers.admin import api_routes
 from tornado_callback.handlers.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
+from tornado_callback.sandbox import Sandbox
 from tornado_callback.services import Services
 
 log = logging.getLogger("tornado_callback")
@@ -73,15 +74,17 @@ def http_server(app: tornado.web.Application, settings: Settings) -> HTTPServer:
     )
 
 
-def serve(settings: Settings, *, on_ready: Callable[[Services], object] | None = None) -> None:
-    """Bind, fork if asked, and serve until SIGTERM or SIGINT."""
+def serve(
+    settings: Settings, sandbox: Sandbox | None, *, on_ready: Callable[[Services], object] | None = None
+) -> None:
+    """Bind, fork if asked, and serve until SIGTERM or SIGINT; jobs run in ``sandbox`` (sandbox.job_sandbox)."""
     try:
         sockets = bind_sockets(settings.port, settings.host)
     except OSError as e:
         raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}") from e
     processes = settings.processes if settings.processes > 0 else (os.cpu_count() or 1)
     index = fork_children(processes) if processes > 1 else 0
-    asyncio.run(_serve(settings, sockets, on_ready if index == 0 else None))
+    asyncio.run(_serve(settings, sandbox, sockets, on_ready if index == 0 else None))
 
 
 def fork_children(count: int) -> int:
@@ -116,15 +119,19 @@ def fork_children(count: int) -> int:
 
 
 async def _serve(
-    settings: Settings, sockets: list[socket], on_ready: Callable[[Services], object] | None
+    settings: Settings, sandbox: Sandbox | None, sockets: list[socket], on_ready: Callable[[Services], object] | None
 ) -> None:
     services = await Services.start(settings, upgrade=False)
+    try:
+        # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
+        workers = start_workers(services, sandbox)
+    except ConfigError:
+        await services.close()
+        raise
     services.refresher.start()
     app = make_app(services)
     server = http_server(app, settings)
     server.add_sockets(sockets)
-    # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
-    workers = start_workers(services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ from tornado_callback.demo import demo_banner, seed_demo
 from tornado_callback.errors import ServiceError
 from tornado_callback.inventories import InventoryError
 from tornado_callback.plugins import discover_resolvers, make_plugin_manager
+from tornado_callback.sandbox import job_sandbox
 from tornado_callback.services import Services
 from tornado_callback.templates import TemplateError
 from tornado_callback.worker_main import run_workers
@@ -233,13 +234,21 @@ async def cmd_explain(services: Services, args: argparse.Namespace) -> int:
 
 
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
-    workdir = Path.cwd()
+    try:
+        sandbox = job_sandbox(settings) if settings.workers else None
+        unsandboxed = ""
+    except ConfigError as e:
+        if not args.demo:
+            raise
+        # The README's first command must run its job on a machine without
+        # bubblewrap; a real server refuses instead (the error above).
+        sandbox, unsandboxed = None, str(e)
 
     async def prepare() -> str | None:
         services = await Services.start(settings, reindex=True)
         try:
             if args.demo:
-                return demo_banner(await seed_demo(services, workdir), base_url(settings))
+                return demo_banner(await seed_demo(services), base_url(settings), unsandboxed)
             return None
         finally:
             await services.close()
@@ -251,7 +260,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         if banner:
             print(banner, flush=True)
 
-    serve(settings, on_ready=ready)
+    serve(settings, sandbox, on_ready=ready)
     return 0
 
 

@@ -7,6 +7,7 @@ nothing reads the environment later.
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -93,15 +94,42 @@ class Settings:
     # database, or in the working directory).
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: str | None = None
+    # Playbooks run in a bubblewrap sandbox (sandbox.py); off only by the admin's explicit choice.
+    job_isolation: bool = True
+    bwrap: str = "bwrap"
+    # Paths every sandboxed run may read and write besides its own (AWX_ISOLATION_SHOW_PATHS).
+    job_show_paths: tuple[str, ...] = ()
+    # Where runs keep their private directories (default: tornado-callback-UID in the temp directory).
+    run_dir: str | None = None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url[len(prefix):] not in ("", ":memory:"):
+            return Path(self.database_url[len(prefix):])
+        return None
 
     @property
     def key_file_path(self) -> Path:
         if self.secret_key_file:
             return Path(self.secret_key_file)
-        prefix = "sqlite+aiosqlite:///"
-        if self.database_url.startswith(prefix) and self.database_url[len(prefix):] not in ("", ":memory:"):
-            return Path(self.database_url[len(prefix):]).parent / "tornado-callback.key"
+        if self.sqlite_path is not None:
+            return self.sqlite_path.parent / "tornado-callback.key"
         return Path("tornado-callback.key")
+
+    @property
+    def run_dir_path(self) -> Path:
+        return Path(self.run_dir or Path(tempfile.gettempdir()) / f"tornado-callback-{os.geteuid()}")
+
+    def server_state_paths(self) -> list[Path]:
+        """What a playbook must never see: the database, the key, plugins.toml, runs, the working directory."""
+        paths = [self.key_file_path, self.run_dir_path, Path.cwd()]
+        if self.sqlite_path is not None:
+            paths += [self.sqlite_path.with_name(self.sqlite_path.name + suffix)
+                      for suffix in ("", "-wal", "-shm", "-journal")]
+        if self.plugins.path is not None:
+            paths.append(self.plugins.path)
+        return paths
 
 
 def normalise_database_url(url: str) -> str:
@@ -175,6 +203,19 @@ def env_value(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
+def switch(text: str) -> bool:
+    """on/off, true/false, yes/no, 1/0, as people write them in unit files."""
+    words = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    if text.strip().lower() not in words:
+        raise ValueError(text)
+    return words[text.strip().lower()]
+
+
+def path_list(text: str) -> tuple[str, ...]:
+    """Paths separated by ':' (os.pathsep), as in PATH."""
+    return tuple(p for p in text.split(os.pathsep) if p)
+
+
 def build_settings(**flags: Any) -> Settings:
     """Settings from explicit flags (``None`` = not given), then the environment, then defaults."""
     defaults = Settings()
@@ -198,6 +239,10 @@ def build_settings(**flags: Any) -> Settings:
         "job_lease_seconds": float,
         "secret_key": str,
         "secret_key_file": str,
+        "job_isolation": switch,
+        "bwrap": str,
+        "job_show_paths": path_list,
+        "run_dir": str,
     }
     for name, convert in converters.items():
         raw = flags.get(name)

@@ -23,10 +23,9 @@ class Demo:
     host_config_key: str
     username: str
     password: str
-    marker: Path
 
 
-async def seed_demo(services: Services, workdir: Path) -> Demo:
+async def seed_demo(services: Services) -> Demo:
     """Create the demo objects once; later runs reuse them and reset the admin's password."""
     try:
         inventory = await services.inventories.create(DEMO_INVENTORY)
@@ -41,7 +40,6 @@ async def seed_demo(services: Services, workdir: Path) -> Demo:
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         }
     )
-    marker = workdir.resolve() / "demo-marker.txt"
     template = await services.templates.by_name(DEMO_TEMPLATE)
     if template is None:
         template = await services.templates.create(
@@ -50,17 +48,17 @@ async def seed_demo(services: Services, workdir: Path) -> Demo:
             playbook="demo.yml",
             project_dir=str(DEMO_PROJECT),
             ask_variables_on_launch=True,
-            extra_vars={"demo_marker": str(marker)},
         )
     password = secrets.token_urlsafe(12)
     try:
         await services.accounts.create_user(DEMO_USER, password, superuser=True)
     except AccountError:
         await services.accounts.set_password(DEMO_USER, password)
-    return Demo(template.id, template.host_config_key, DEMO_USER, password, marker)
+    return Demo(template.id, template.host_config_key, DEMO_USER, password)
 
 
-def demo_banner(demo: Demo, base_url: str) -> str:
+def demo_banner(demo: Demo, base_url: str, unsandboxed: str = "") -> str:
+    """What to paste; ``unsandboxed``, if given, is why the demo's jobs run without the sandbox."""
     callback = f"{base_url}/api/v2/job_templates/{demo.template_id}/callback/"
     body = shlex.quote(f'{{"host_config_key": "{demo.host_config_key}"}}')
     scheme, _, rest = callback.partition("://")
@@ -79,4 +77,8 @@ def demo_banner(demo: Demo, base_url: str) -> str:
         "See which host would match, and why (as the admin):",
         f"  curl {admin_url}",
         "",
+        "See what the job did: tornado-callback jobs show N",
+        "",
+        *([f"NOTE: the demo's jobs run WITHOUT the sandbox, because {unsandboxed}.",
+           "  Outside --demo, serve refuses to run jobs like this.", ""] if unsandboxed else []),
     ])

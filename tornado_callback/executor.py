@@ -15,23 +15,23 @@ import datetime as dt
 import logging
 import os
 import queue
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
+from ansible_runner import Runner, RunnerConfig
 from ansible_runner.exceptions import AnsibleRunnerException
 from sqlalchemy.exc import SQLAlchemyError
 
 from tornado_callback.config import Settings
 from tornado_callback.credentials import Credentials
 from tornado_callback.inventory_export import inventory_document
-from tornado_callback.playbook_run import RunSetupError, RunSpec, runner_arguments
+from tornado_callback.playbook_run import RunSetupError, RunSpec, runner_config
+from tornado_callback.run_dirs import RunDirectories
+from tornado_callback.sandbox import Sandbox
 from tornado_callback.secrets_box import SecretsUnreadable
 from tornado_callback.services import Services
 from tornado_callback.store import job_queue
@@ -92,8 +92,9 @@ class LeaseSweeper:
     including API-only ones, so a dead worker never blocks a host for long.
     """
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, run_dirs: RunDirectories) -> None:
         self.db = db
+        self.run_dirs = run_dirs
         self.interval = min(max(settings.job_lease_seconds / 2, 0.1), 10.0)
 
     async def sweep(self) -> list[int]:
@@ -101,6 +102,7 @@ class LeaseSweeper:
             expired = await job_queue.expire_lost_jobs(session, EXPLAIN_LEASE_EXPIRED)
         for job_id in expired:
             log.warning("job %s: lease expired, marked error", job_id)
+        await asyncio.to_thread(sweep_run_directories, self.run_dirs)
         return expired
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -112,9 +114,22 @@ class LeaseSweeper:
             await wait_for_any(self.interval, stop)
 
 
-def start_workers(services: Services) -> WorkerPool:
-    """This process's job slots (and lease sweeper), woken by jobs queued in this process."""
-    pool = WorkerPool(services.db, services.credentials, services.settings)
+def sweep_run_directories(run_dirs: RunDirectories) -> None:
+    """Remove what runs of dead processes left (their decrypted keys among it). Blocking."""
+    for name in run_dirs.sweep():
+        log.warning("removed %s, left behind by a run whose process died", run_dirs.root / name)
+
+
+def start_workers(services: Services, sandbox: Sandbox | None) -> WorkerPool:
+    """This process's job slots (and lease sweeper), woken by jobs queued in this process.
+
+    ``sandbox`` None runs playbooks unsandboxed: only by the admin's choice
+    (``TORNADO_CALLBACK_JOB_ISOLATION=off``) or for ``serve --demo``.
+    """
+    run_dirs = RunDirectories(services.settings.run_dir_path)
+    run_dirs.prepare()
+    sweep_run_directories(run_dirs)
+    pool = WorkerPool(services.db, services.credentials, services.settings, sandbox, run_dirs)
     services.launcher.on_job_queued = pool.wake
     pool.start()
     return pool
@@ -123,15 +138,20 @@ def start_workers(services: Services) -> WorkerPool:
 class WorkerPool:
     """``settings.workers`` job slots in this process, plus a lease sweeper."""
 
-    def __init__(self, db: Database, credentials: Credentials, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, credentials: Credentials, settings: Settings,
+        sandbox: Sandbox | None, run_dirs: RunDirectories,
+    ) -> None:
         self.db = db
         self.credentials = credentials
         self.settings = settings
+        self.sandbox = sandbox
+        self.run_dirs = run_dirs
         self.worker_id = new_worker_id()
         self.lease = dt.timedelta(seconds=settings.job_lease_seconds)
         # Renew well before expiry; this is also how soon a cancel request is seen.
         self.renew_seconds = min(settings.job_lease_seconds / 3, 1.0)
-        self.sweeper = LeaseSweeper(db, settings)
+        self.sweeper = LeaseSweeper(db, settings, run_dirs)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,11 +219,14 @@ class WorkerPool:
                         raise RunSetupError(f"Credential {credential.name!r}: {e}.") from e
         return RunSpec(
             job_id=job.id,
+            template_name=template.name,
             project_dir=template.project_dir,
             playbook=template.playbook,
             inventory=inventory,
             limit=job.limit,
-            extra_vars={**(job.extra_vars or {}), **awx_variables(job)},
+            configured_vars={k: v for k, v in (job.extra_vars or {}).items() if k not in (job.launch_vars or {})},
+            # The job's own facts are data too: a template's name is not a template.
+            launch_vars={**(job.launch_vars or {}), **awx_variables(job)},
             forks=template.forks,
             verbosity=template.verbosity,
             job_tags=template.job_tags,
@@ -214,29 +237,36 @@ class WorkerPool:
 
     async def run_job(self, job_id: int) -> None:
         """Run one job this worker has claimed, from ``waiting`` to its final status."""
-        private_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"tcb-job-{job_id}-"))
+        started = time.monotonic()
+        private_dir = await asyncio.to_thread(self.run_dirs.create, job_id)
         try:
-            result = await self._execute(job_id, private_dir)
+            result = await self._execute(job_id, private_dir.path)
         finally:
             # The private directory holds the decrypted key: it is gone before
             # anyone can see the job finished.
-            await asyncio.to_thread(shutil.rmtree, private_dir, True)
-        if result is not None:
-            await self._finish(job_id, *result)
+            await asyncio.to_thread(private_dir.remove)
+        if result is None:
+            return
+        status, explanation, _ = result
+        await self._finish(job_id, *result)
+        log.log(logging.WARNING if status == "error" else logging.INFO, "job %s finished: %s after %.1f s%s",
+                job_id, status, time.monotonic() - started, f" ({explanation})" if explanation else "")
 
     async def _execute(self, job_id: int, private_dir: Path) -> tuple[str, str, str | None] | None:
         """(status, explanation, stdout) of the run, or None if the job is no longer ours."""
         try:
             spec = await self._spec(job_id)
-            arguments = await asyncio.to_thread(runner_arguments, spec, private_dir)
+            config = await asyncio.to_thread(runner_config, spec, private_dir, self.sandbox)
         except RunSetupError as e:
             return "error", str(e), None
         async with self.db.session() as session:
             if not await job_queue.mark_running(session, job_id, self.worker_id):
                 return None
-        return await self._run_playbook(job_id, arguments)
+        log.info("job %s started by worker %s: template %r, limit %r%s", job_id, self.worker_id,
+                 spec.template_name, spec.limit, "" if self.sandbox else ", without the sandbox")
+        return await self._run_playbook(job_id, config)
 
-    async def _run_playbook(self, job_id: int, arguments: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    async def _run_playbook(self, job_id: int, config: RunnerConfig) -> tuple[str, str, str | None] | None:
         events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         cancel = threading.Event()
 
@@ -244,9 +274,9 @@ class WorkerPool:
             events.put(event)
             return True
 
-        thread, runner = await asyncio.to_thread(
-            ansible_runner.run_async, **arguments, event_handler=on_event, cancel_callback=cancel.is_set
-        )
+        runner = Runner(config, event_handler=on_event, cancel_callback=cancel.is_set)
+        thread = threading.Thread(target=runner.run, name=f"job-{job_id}")
+        thread.start()
         reason = ""
         lost = False
         next_renewal = time.monotonic() + self.renew_seconds
