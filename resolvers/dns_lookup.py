@@ -119,15 +119,14 @@ class DNSLookup:
         names = await self._cached("PTR", pointer, lambda: self._query(pointer, "PTR"))
         return tuple(n for n in names if n and not n.endswith(".arpa"))
 
-    async def addresses_of(self, name: str) -> tuple[str, ...]:
-        """A and AAAA addresses of a name, normalised."""
-        async def both() -> tuple[str, ...]:
-            found: list[str] = []
-            for qtype in ("A", "AAAA"):
-                found.extend(await self._query(name, qtype))
-            return tuple(dict.fromkeys(found))
+    async def addresses_of(self, name: str, qtype: str) -> tuple[str, ...]:
+        """The addresses of a name's ``qtype`` records (``A`` or ``AAAA``), normalised.
 
-        return await self._cached("ADDR", name, both)
+        One family per call: a DNS server may fail one and answer the other (a
+        dnsmasq without upstream refuses the AAAA query of a name it holds an A
+        record for), and each caller decides what that failure means.
+        """
+        return await self._cached(qtype, name, lambda: self._query(name, qtype))
 
     async def _cached(
         self, kind: str, key: str, fetch: Callable[[], Awaitable[tuple[str, ...]]]
@@ -190,6 +189,11 @@ def _record_values(records: Sequence[pycares.DNSRecord], qtype: str) -> list[str
 
 def _reverse_pointer(address: str) -> str:
     return ipaddress.ip_address(address).reverse_pointer
+
+
+def record_type(address: str) -> str:
+    """The record type that holds ``address``: ``A`` for IPv4, ``AAAA`` for IPv6."""
+    return "A" if ipaddress.ip_address(address).version == 4 else "AAAA"
 
 
 def _message(error: aiodns.error.DNSError) -> str:

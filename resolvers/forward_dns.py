@@ -1,11 +1,11 @@
 """forward_dns: AWX's fallback, a host whose name resolves to the caller's address.
 
-AWX resolves every host name of the inventory on each callback. Here the
-names (the inventory name, ``ansible_host`` and ``ansible_ssh_host`` when they
-are names) are resolved in the background, when a host is saved and every
+AWX resolves every host's effective name (``ansible_host``, else
+``ansible_ssh_host``, else the inventory name) on each callback. Here it is
+resolved, when it is a name, in the background, when a host is saved and every
 ``refresh_interval`` seconds, into the host index under kind
 ``resolved_address``; a callback then costs one indexed query. Until a host's
-names have been resolved (seconds after it is saved) it cannot match here.
+name has been resolved (moments after it is saved) it cannot match here.
 
 Runs after ``ip_match`` (an address written in the inventory is stronger
 evidence than what DNS says today) and before ``reverse_dns`` (no DNS on the
@@ -14,10 +14,11 @@ request path at all).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resolvers.dns_lookup import DNSLookup, dns_settings
+from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import (
@@ -27,13 +28,13 @@ from tornado_callback.resolution import (
     IndexKey,
     ResolutionState,
     ResolverResult,
+    effective_host_name,
     normalise_address,
-    normalise_name,
 )
 
+log = logging.getLogger(__name__)
 NAME = "forward_dns"
 RESOLVED_KIND = "resolved_address"
-NAME_VARIABLES = ("ansible_host", "ansible_ssh_host")
 OPTIONS = frozenset({"nameservers", "tries", "refresh_interval"})
 
 
@@ -49,13 +50,25 @@ class ForwardDNSResolver(HostResolver):
     async def refreshed_index_keys(
         self, host_name: str, variables: Mapping[str, Any]
     ) -> Iterable[IndexKey]:
-        keys = set()
-        for value in (host_name, *(variables.get(v) for v in NAME_VARIABLES)):
-            if isinstance(value, str) and value.strip() and normalise_address(value) is None:
-                # A DNSFailure propagates: the host keeps the addresses it had.
-                for address in await self.dns.addresses_of(normalise_name(value)):
-                    keys.add((RESOLVED_KIND, address))
-        return keys
+        # An effective host that is an address is ip_match's (AWX, too, discards
+        # the address an address resolves to).
+        name = effective_host_name(host_name, variables)
+        if name is None:
+            return ()
+        addresses: list[str] = []
+        failures: list[DNSFailure] = []
+        for qtype in ("A", "AAAA"):
+            try:
+                addresses += await self.dns.addresses_of(name, qtype)
+            except DNSFailure as e:
+                failures.append(e)
+        if failures and not addresses:
+            raise failures[0]  # nothing to go by: the host keeps the addresses it had
+        for failure in failures:
+            # A family the server fails (a dnsmasq without upstream refuses every
+            # AAAA query) while the other one answers: the name resolves to that one.
+            log.debug("%s: host %s: %s; resolved by its other records", NAME, host_name, failure)
+        return {(RESOLVED_KIND, address) for address in addresses}
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup

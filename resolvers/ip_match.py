@@ -1,7 +1,8 @@
 """ip_match: the client's address against the addresses recorded for hosts.
 
-A host's addresses are its name when that is an IP, ``ansible_host``,
-``ansible_ssh_host``, and the cloud inventory variables named by the
+A host's addresses are its effective host when that is an IP (``ansible_host``,
+else ``ansible_ssh_host``, else the inventory name: the one AWX compares) and,
+an extension of ours, the cloud inventory variables named by the
 ``address_variables`` option. They are indexed when the host is saved, so a
 lookup is one indexed query whatever the inventory's size.
 """
@@ -14,34 +15,34 @@ from typing import Any
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import (
+    EFFECTIVE_HOST_VARIABLES,
     CallbackRequest,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    effective_host,
     normalise_address,
 )
 
 NAME = "ip_match"
 ADDRESS_KIND = "address"
-DEFAULT_ADDRESS_VARIABLES = (
-    "ansible_host",
-    "ansible_ssh_host",
-    "private_ip_address",
-    "public_ip_address",
-)
+DEFAULT_ADDRESS_VARIABLES = ("private_ip_address", "public_ip_address")
 
 
 class IPMatchResolver(HostResolver):
     name = NAME
     priority = 200
+    # 2: the effective host only, no longer every one of name, ansible_host, ansible_ssh_host.
+    index_version = 2
 
     def __init__(self, address_variables: Iterable[str] = DEFAULT_ADDRESS_VARIABLES) -> None:
         self.address_variables = tuple(address_variables)
 
     def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
-        for value in (host_name, *(variables.get(v) for v in self.address_variables)):
+        extra = (variables.get(v) for v in self.address_variables)
+        for value in (effective_host(host_name, variables), *extra):
             if isinstance(value, str) and (address := normalise_address(value)):
                 yield ADDRESS_KIND, address
 
@@ -60,6 +61,15 @@ def _address_variables(options: Mapping[str, Any]) -> tuple[str, ...]:
     value = options.get("address_variables", DEFAULT_ADDRESS_VARIABLES)
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ConfigError("resolvers.ip_match.address_variables must be a list of strings")
+    for variable in EFFECTIVE_HOST_VARIABLES:
+        if variable in value:
+            # Listed here, it would match a host by an address AWX never compares
+            # (ansible_ssh_host under an ansible_host): another host's configuration.
+            raise ConfigError(
+                f"resolvers.ip_match.address_variables: {variable} is not an extra address "
+                "variable; a host's effective address (ansible_host, else ansible_ssh_host, "
+                "else its name) is always matched"
+            )
     return tuple(value)
 
 

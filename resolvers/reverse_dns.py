@@ -2,9 +2,10 @@
 
 A PTR record is written by whoever controls the reverse zone of the address,
 which need not be who controls the name. So by default a PTR name counts only
-if it resolves back to the address (forward-confirmed reverse DNS). Host names
-(the inventory name, and ``ansible_host`` / ``ansible_ssh_host`` when they are
-names) are indexed under kind ``name``, so matching is one indexed query.
+if it resolves back to the address (forward-confirmed reverse DNS). A host's
+effective host (``ansible_host``, else ``ansible_ssh_host``, else the inventory
+name: the one AWX compares), when it is a name, is indexed under kind ``name``,
+so matching is one indexed query.
 
 The ``timeout`` of ``[resolvers.reverse_dns]`` bounds the whole resolver (the
 chain enforces it); each DNS query gets ``timeout / tries`` per try so that
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings
+from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings, record_type
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import (
@@ -26,13 +27,12 @@ from tornado_callback.resolution import (
     IndexKey,
     ResolutionState,
     ResolverResult,
+    effective_host_name,
     normalise_address,
-    normalise_name,
 )
 
 NAME = "reverse_dns"
 NAME_KIND = "name"
-NAME_VARIABLES = ("ansible_host", "ansible_ssh_host")
 # Whoever controls a reverse zone chooses how many PTR names an address has;
 # each costs a forward lookup.
 MAX_NAMES = 5
@@ -42,15 +42,16 @@ OPTIONS = frozenset({"nameservers", "tries", "forward_confirm", "cache_ttl", "ne
 class ReverseDNSResolver(HostResolver):
     name = NAME
     priority = 100
+    # 2: the effective host only, no longer every one of name, ansible_host, ansible_ssh_host.
+    index_version = 2
 
     def __init__(self, dns: DNSLookup, forward_confirm: bool = True) -> None:
         self.dns = dns
         self.forward_confirm = forward_confirm
 
     def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
-        for value in (host_name, *(variables.get(v) for v in NAME_VARIABLES)):
-            if isinstance(value, str) and value.strip() and normalise_address(value) is None:
-                yield NAME_KIND, normalise_name(value)
+        name = effective_host_name(host_name, variables)
+        return () if name is None else ((NAME_KIND, name),)
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
@@ -82,8 +83,16 @@ class ReverseDNSResolver(HostResolver):
             evidence.append(f"{address} has PTR name(s) {', '.join(names)} (not forward-confirmed)")
             return list(names)
         confirmed = []
+        # Only the address's own family can hold it: an IPv4 caller is confirmed by
+        # A records, and what the DNS server says to an AAAA query does not matter.
+        qtype = record_type(address)
         for name in names:
-            if address in await self.dns.addresses_of(name):
+            try:
+                resolved = await self.dns.addresses_of(name, qtype)
+            except DNSFailure as e:  # this name is not confirmed; the others may be
+                evidence.append(f"{address} has PTR name {name}, not confirmed: DNS lookup failed: {e}")
+                continue
+            if address in resolved:
                 evidence.append(f"{address} has PTR name {name}, which resolves back to it")
                 confirmed.append(name)
             else:

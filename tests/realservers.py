@@ -108,11 +108,13 @@ def _answers_dns(port: int) -> bool:
 
 @contextmanager
 def dnsmasq(
-    tmp_path: Path, records: Sequence[str]
+    tmp_path: Path, records: Sequence[str], *, authoritative: bool = True
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """dnsmasq on a free UDP port serving only ``records`` (dnsmasq options such as
     ``--host-record=NAME,ADDR`` or ``--ptr-record=PTR,NAME``); other names are NXDOMAIN.
-    Yields the port and the process (a test may stop it early)."""
+    Not ``authoritative``, it is a dnsmasq without upstream servers as people run it:
+    what it does not hold (another name, or the AAAA of a name it holds only an A
+    for) it answers REFUSED. Yields the port and the process (a test may stop it early)."""
     program = require("dnsmasq")
     port = free_port(socket.SOCK_DGRAM)
     root = tmp_path / "dnsmasq"
@@ -122,7 +124,7 @@ def dnsmasq(
         "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
         f"--pid-file={root}/dnsmasq.pid", "--log-facility=-",
         # Authoritative for everything: names it does not hold are NXDOMAIN, not REFUSED.
-        "--local=/#/",
+        *(["--local=/#/"] if authoritative else []),
         *records,
     ]
     with running(argv, lambda: _answers_dns(port), root / "out.log") as process:

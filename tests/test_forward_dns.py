@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from conftest import basic_auth, plugins_config_for
 
+from tests.inventory_scripts import InventoryScript
 from tests.realservers import dnsmasq
 
 pytestmark = pytest.mark.gen_test(timeout=20)
@@ -30,8 +31,14 @@ HOSTS = {
 
 
 @pytest.fixture
-def dns_server(tmp_path: Path):
-    with dnsmasq(tmp_path, RECORDS) as server:
+def authoritative() -> bool:
+    """False: a dnsmasq without upstream, which refuses the AAAA query of an A-only name."""
+    return True
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path, authoritative: bool):
+    with dnsmasq(tmp_path, RECORDS, authoritative=authoritative) as server:
         yield server
 
 
@@ -93,3 +100,62 @@ async def test_no_dns_on_the_request_path(fetch, seed, services, dns_server):
     # ... and a refresh that cannot reach DNS keeps what the index had.
     await services.refresher.refresh()
     assert await matching(fetch, world, "127.0.0.5") == ["web5.example.test"]
+
+
+@pytest.mark.parametrize("authoritative", [False])
+async def test_a_server_refusing_aaaa_queries_still_resolves_names(fetch, seed, services):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    world = await seed(HOSTS)
+    await services.refresher.refresh()
+    assert await matching(fetch, world, "127.0.0.5") == ["web5.example.test"]
+    assert await matching(fetch, world, "127.0.0.6") == ["db"]
+
+
+# -- every path that saves a host has its name resolved ---------------------------
+
+ADMIN = {**basic_auth("admin", "pw"), "Content-Type": "application/json"}
+
+
+async def test_hosts_saved_through_the_admin_api_are_resolved(fetch, seed, services):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    services.refresher.start()
+    world = await seed({})
+    created = await fetch("/api/v2/hosts/", method="POST", headers=ADMIN, body=json.dumps(
+        {"name": "web5.example.test", "inventory": world.inventory_id}))
+    assert created.code == 201, created.body
+    await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
+    changed = await fetch(f"/api/v2/hosts/{json.loads(created.body)['id']}/", method="PATCH",
+                          headers=ADMIN, body=json.dumps({"variables": {"ansible_host": "db.example.test"}}))
+    assert changed.code == 200, changed.body
+    await eventually(fetch, world, "127.0.0.6", ["web5.example.test"])
+    assert await matching(fetch, world, "127.0.0.5") == []
+
+
+async def test_hosts_of_a_sync_are_resolved(fetch, seed, services, tmp_path):
+    await services.accounts.create_user("admin", "pw", superuser=True)
+    services.refresher.start()
+    world = await seed({})
+    script = InventoryScript(tmp_path / "script")
+    script.set_hosts({"web5.example.test": {}})
+    source = await services.inventory_sync.create_source(world.inventory_id, "cloud", "script", str(script.path))
+    started = await fetch(f"/api/v2/inventory_sources/{source.id}/update/", method="POST", headers=ADMIN, body="{}")
+    assert started.code == 202, started.body
+    update_id = json.loads(started.body)["inventory_update"]
+    while (await services.inventory_sync.get_update(update_id)).status != "successful":
+        await asyncio.sleep(0.1)
+    await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
+
+
+async def test_a_host_synced_on_launch_is_matched_by_the_callback_that_synced_it(fetch, seed, services, tmp_path):
+    services.refresher.start()
+    world = await seed({})
+    script = InventoryScript(tmp_path / "script")
+    script.set_hosts({"web5.example.test": {}})
+    await services.inventory_sync.create_source(world.inventory_id, "cloud", "script", str(script.path),
+                                                update_on_launch=True, update_cache_timeout=300)
+    response = await fetch(CALLBACK.format(world.template_id), method="POST",
+                           headers={"Content-Type": "application/json"},
+                           body=json.dumps({"host_config_key": world.key}), network_interface="127.0.0.5")
+    assert response.code == 202, response.body
+    _, jobs = await services.records.jobs()
+    assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "forward_dns")

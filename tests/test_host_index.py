@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import plugins_config_for
+from tornado_callback import hookimpl
 from tornado_callback.config import Settings
 from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.resolution import HostResolver
 from tornado_callback.services import Services
 from tornado_callback.store.models import HostKey
 
@@ -21,8 +23,9 @@ async def addresses(services: Services) -> list[str]:
         return sorted(await session.scalars(select(HostKey.value).where(HostKey.kind == "address")))
 
 
-def start(settings: Settings, **kwargs):
-    return Services.start(settings, make_plugin_manager(load_entrypoints=False), upgrade=False, **kwargs)
+def start(settings: Settings, plugins=(), **kwargs):
+    pm = make_plugin_manager(list(plugins), load_entrypoints=False)
+    return Services.start(settings, pm, upgrade=False, **kwargs)
 
 
 async def test_changed_resolver_options_rebuild_the_index_only_when_serving(services, seed, settings):
@@ -39,9 +42,50 @@ async def test_changed_resolver_options_rebuild_the_index_only_when_serving(serv
 
     servers = await asyncio.gather(start(changed, reindex=True), start(changed, reindex=True))
     try:
-        assert await addresses(servers[0]) == ["10.9.9.9"]
+        assert await addresses(servers[0]) == ["10.0.0.1", "10.9.9.9"]
         lookup = servers[0].inventories.lookup(world.inventory_id)
         assert [h.name for h in await lookup.find("address", ["10.9.9.9"])] == ["web1"]
     finally:
         for server in servers:
             await server.close()
+
+
+def tagging(version: int):
+    """A plugin whose resolver's index rule (not its class, not its options) is at ``version``."""
+
+    class Tagging(HostResolver):
+        name = "tagging"
+        priority = 10
+        index_version = version
+
+        def index_keys(self, host_name, variables):
+            yield "tag", f"v{version}:{host_name}"
+
+        async def resolve(self, request, state, hosts):
+            return None
+
+    class Plugin:
+        @hookimpl
+        def tcb_register_resolvers(self, settings):
+            return [Tagging()]
+
+    return Plugin()
+
+
+async def tags(services: Services) -> list[str]:
+    async with services.db.session() as session:
+        return sorted(await session.scalars(select(HostKey.value).where(HostKey.kind == "tag")))
+
+
+async def test_a_new_index_version_rebuilds_the_index(settings):
+    first = await start(settings, [tagging(1)])
+    try:
+        await first.inventories.save_host((await first.inventories.create("inv")).id, "web1")
+        assert await tags(first) == ["v1:web1"]
+    finally:
+        await first.close()
+    upgraded = await start(settings, [tagging(2)], reindex=True)
+    try:
+        assert await tags(upgraded) == ["v2:web1"]
+    finally:
+        await upgraded.close()

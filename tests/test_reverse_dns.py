@@ -30,6 +30,10 @@ RECORDS = [
     "--host-record=Mixed.Example.Test,127.0.0.8",
     # An address whose reverse zone lists many names.
     *(f"--ptr-record=10.0.0.127.in-addr.arpa,n{i}.example.test" for i in range(7)),
+    # Two names, one held elsewhere (a server without upstream refuses to look it up).
+    "--host-record=web11.example.test,127.0.0.11",
+    "--ptr-record=11.0.0.127.in-addr.arpa,web11.example.test",
+    "--ptr-record=11.0.0.127.in-addr.arpa,elsewhere.example.test",
 ]
 HOSTS = {
     "web5.example.test": {},
@@ -41,8 +45,9 @@ HOSTS = {
 
 @pytest.fixture
 def nameserver(request: pytest.FixtureRequest, tmp_path: Path):
-    """``(kind, address, server)``: dnsmasq by default; ``down`` (nothing listens) or
-    ``silent`` (a UDP socket that never answers) when parametrized indirectly."""
+    """``(kind, address, server)``: dnsmasq by default; ``down`` (nothing listens),
+    ``silent`` (a UDP socket that never answers) or ``refusing`` (dnsmasq without
+    upstream, refusing what it does not hold) when parametrized indirectly."""
     kind = getattr(request, "param", "dnsmasq")
     if kind == "down":
         yield kind, f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", None
@@ -50,7 +55,7 @@ def nameserver(request: pytest.FixtureRequest, tmp_path: Path):
         with silent_udp_server() as (port, sock):
             yield kind, f"127.0.0.1:{port}", sock
     else:
-        with dnsmasq(tmp_path, RECORDS) as (port, process):
+        with dnsmasq(tmp_path, RECORDS, authoritative=kind != "refusing") as (port, process):
             yield kind, f"127.0.0.1:{port}", process
 
 
@@ -102,6 +107,31 @@ async def test_forward_confirmation_refuses_a_ptr_that_does_not_resolve_back(fet
     assert entry["outcome"] == "no_match"
     assert entry["evidence"] == [
         "127.0.0.6 has PTR name liar.example.test, which does not resolve back to it: ignored"]
+
+
+@pytest.mark.parametrize("nameserver", ["refusing"], indirect=True)
+async def test_a_server_refusing_aaaa_queries_confirms_by_a_records(fetch, seed, services):
+    # dnsmasq without upstream answers the AAAA query of web5 (an A record only) REFUSED.
+    world = await seed(HOSTS)
+    response = await post(fetch, world, "127.0.0.5")
+    assert response.code == 202, response.body
+    _, jobs = await services.records.jobs()
+    assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "reverse_dns")
+    entry = (await last_trace(services, world))["reverse_dns"]
+    assert entry["evidence"] == ["127.0.0.5 has PTR name web5.example.test, which resolves back to it"]
+
+
+@pytest.mark.parametrize("nameserver", ["refusing"], indirect=True)
+async def test_a_name_that_fails_to_resolve_leaves_the_others_confirmed(fetch, seed, services):
+    world = await seed({"web11.example.test": {}})
+    response = await post(fetch, world, "127.0.0.11")
+    assert response.code == 202, response.body
+    entry = (await last_trace(services, world))["reverse_dns"]
+    assert sorted(entry["evidence"]) == [
+        "127.0.0.11 has PTR name elsewhere.example.test, not confirmed: "
+        "DNS lookup failed: A elsewhere.example.test: DNS server refused query",
+        "127.0.0.11 has PTR name web11.example.test, which resolves back to it",
+    ]
 
 
 @pytest.mark.parametrize("dns_options", [{"forward_confirm": False}])

@@ -2,15 +2,17 @@
 
 Resolvers with ``refreshed_kinds`` (``forward_dns``) compute those index keys
 asynchronously. This task does it off the request path: soon after a host is
-saved, and for every host every ``refresh_interval`` seconds. The request path
-only ever reads the index. ``serve`` starts it; commands do not.
+saved (whichever way: ``Inventories.keys_written`` tells it once the save
+commits), and for every host every ``refresh_interval`` seconds. The request
+path only ever reads the index. ``serve`` starts it; commands do not, and the
+first full pass of the next ``serve`` covers what they saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -35,12 +37,25 @@ class IndexRefresher:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._task: asyncio.Task[None] | None = None
+        # Saves told so far, and how many of them passes have covered: ``caught_up``
+        # waits for the second to reach what the first was.
+        self._saves = 0
+        self._covered = 0
+        self._progress = asyncio.Condition()
 
-    def host_saved(self, host_id: int) -> None:
-        """Called by ``Inventories.save_host``, whose save has just wiped the host's refreshed keys."""
-        if self.resolvers:
-            self._pending.add(host_id)
+    def hosts_saved(self, host_ids: Collection[int]) -> None:
+        """Told (after the commit) of hosts whose save has just wiped their refreshed keys."""
+        if self.resolvers and self._task is not None:
+            self._pending.update(host_ids)
+            self._saves += 1
             self._wake.set()
+
+    async def caught_up(self) -> None:
+        """Return once the hosts saved before this call have their refreshed keys (or
+        their refresh failed); at once when the refresher is not running."""
+        saves = self._saves
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._task is None or self._covered >= saves)
 
     def start(self) -> None:
         if self.resolvers and self._task is None:
@@ -52,6 +67,8 @@ class IndexRefresher:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            async with self._progress:
+                self._progress.notify_all()  # nothing will catch up now
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -59,6 +76,7 @@ class IndexRefresher:
         next_full_pass = loop.time()
         while True:
             self._wake.clear()
+            covering = self._saves  # what the pending hosts cleared below stand for
             try:
                 if loop.time() >= next_full_pass:
                     self._pending.clear()  # the full pass covers them
@@ -71,6 +89,9 @@ class IndexRefresher:
                     await self.refresh(saved)
             except Exception:  # the database may be briefly away: try again next round
                 log.exception("refreshing resolved index keys failed")
+            async with self._progress:
+                self._covered = covering
+                self._progress.notify_all()
             if self._pending:
                 continue
             with suppress(TimeoutError):

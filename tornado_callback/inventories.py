@@ -6,18 +6,22 @@ keys (computed by the resolvers that will look them up) follow at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from tornado_callback.index_refresh import IndexRefresher
 from tornado_callback.resolution import HostRef, ResolverChain
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Host, Inventory
 
 REINDEX_BATCH = 1000
+# session.info key: hosts whose index keys the session wrote, to refresh once it commits.
+_KEYS_WRITTEN = "tornado_callback.host_keys_written"
 
 
 class InventoryError(ValueError):
@@ -43,8 +47,8 @@ class Inventories:
     def __init__(self, db: Database, chain: ResolverChain) -> None:
         self.db = db
         self.chain = chain
-        # Told the id of every host saved (e.g. to resolve its names in the background).
-        self.saved_listeners: list[Callable[[int], None]] = []
+        # The index keys that take DNS (forward_dns), in the background; ``serve`` starts it.
+        self.refresher = IndexRefresher(db, chain)
 
     def lookup(self, inventory_id: int) -> IndexedHostLookup:
         return IndexedHostLookup(self.db, inventory_id)
@@ -90,14 +94,27 @@ class Inventories:
             await session.flush()
             await self.index_host(session, host)
             await session.commit()
-        for listener in self.saved_listeners:
-            listener(host.id)
         return host
 
     async def index_host(self, session: AsyncSession, host: Host) -> None:
         await queries.replace_host_keys(
             session, host, self.chain.index_keys(host.name, host.variables or {})
         )
+        self.keys_written(session, (host.id,))
+
+    def keys_written(self, session: AsyncSession, host_ids: Collection[int]) -> None:
+        """Every writer of host keys calls this in its transaction. Writing them wiped
+        the keys that take DNS: once the session commits (the refresher reads
+        committed hosts), the refresher resolves these hosts' names again, whichever
+        path saved them: the CLI, the admin API or a sync."""
+        written = session.info.get(_KEYS_WRITTEN)
+        if written is None:
+            written = session.info[_KEYS_WRITTEN] = set()
+            event.listen(session.sync_session, "after_commit", self._committed, once=True)
+        written.update(host_ids)
+
+    def _committed(self, session: Session) -> None:
+        self.refresher.hosts_saved(session.info.pop(_KEYS_WRITTEN))
 
     async def ensure_index(self, rebuild: bool) -> int:
         """Keep the index in step with the resolvers that fill it; returns hosts re-indexed.

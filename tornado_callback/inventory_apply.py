@@ -3,27 +3,28 @@
 Every step is one statement or one executemany over all rows (chunked where a
 backend caps bound parameters), never a round trip per host, so that 10,000
 hosts take seconds. The host lookup index (``host_keys``) is rewritten for
-exactly the hosts created or changed, in the same transaction.
+exactly the hosts created or changed, in the same transaction, and the keys
+that take DNS are refreshed for them once it commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.ansible_inventory import InventoryData
-from tornado_callback.resolution import IndexKey
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, HostKey, Inventory, utcnow
+
+if TYPE_CHECKING:
+    from tornado_callback.inventories import Inventories
 
 # SQLite allows 32,766 bound parameters per statement; stay well below.
 CHUNK = 5000
 T = TypeVar("T")
-
-IndexKeys = Callable[[str, Mapping[str, Any]], Iterable[IndexKey]]
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,12 @@ async def apply_inventory(
     inventory_id: int,
     data: InventoryData,
     options: SyncOptions,
-    index_keys: IndexKeys,
+    inventories: Inventories,
 ) -> ApplyCounts:
     """Upsert ``data`` into inventory ``inventory_id``; the caller commits."""
     hosts = await _upsert_named(session, Host.__table__, inventory_id, data.hosts, options)
     # The lookup index follows every host created or changed, in this transaction.
-    await _replace_keys(session, inventory_id, hosts.written, index_keys)
+    await _replace_keys(session, inventory_id, hosts.written, inventories)
     groups = await _upsert_named(
         session, Group.__table__, inventory_id,
         {name: group.variables for name, group in data.groups.items()}, options,
@@ -164,19 +165,21 @@ async def _replace_keys(
     session: AsyncSession,
     inventory_id: int,
     written: list[tuple[int, str, dict[str, Any]]],
-    index_keys: IndexKeys,
+    inventories: Inventories,
 ) -> None:
     keys = HostKey.__table__
+    host_ids = [host_id for host_id, _, _ in written]
     # New hosts have no keys yet; deleting by their ids too is cheaper than telling them apart.
-    for chunk in _chunks([host_id for host_id, _, _ in written]):
+    for chunk in _chunks(host_ids):
         await session.execute(delete(keys).where(keys.c.host_id.in_(chunk)))
     rows = [
         {"inventory_id": inventory_id, "host_id": host_id, "kind": kind, "value": value}
         for host_id, name, variables in written
-        for kind, value in sorted(set(index_keys(name, variables)))
+        for kind, value in sorted(inventories.chain.index_keys(name, variables))
     ]
     for chunk in _chunks(rows):
         await session.execute(insert(keys), list(chunk))
+    inventories.keys_written(session, host_ids)
 
 
 async def _apply_memberships(

@@ -21,7 +21,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -216,7 +216,14 @@ class InventorySync:
                 )
                 for source_id in due
             ]
+            deadline = asyncio.get_running_loop().time() + self.settings.inventory_sync_wait
             await asyncio.wait(tasks, timeout=self.settings.inventory_sync_wait)
+            # The names of the hosts synced are resolved (forward_dns) after the
+            # sync commits: this callback matches again once they are, so a new
+            # host whose name resolves to the caller is matched by it.
+            with suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self.inventories.refresher.caught_up()
         return bool(sources)
 
     async def _callback_update(self, source_id: int, requested_at: dt.datetime) -> InventoryUpdate | None:
@@ -316,9 +323,7 @@ class InventorySync:
             # Locks the source row on PostgreSQL, so it cannot be deleted under the sync.
             if await session.get(InventorySource, source.id, with_for_update=True) is None:
                 return _source_gone(update_id)
-            counts = await apply_inventory(
-                session, source.inventory_id, data, options, self.inventories.chain.index_keys
-            )
+            counts = await apply_inventory(session, source.inventory_id, data, options, self.inventories)
             update = await session.get(InventoryUpdate, update_id)
             fresh_source = await session.get(InventorySource, source.id)
             if update is None or fresh_source is None:

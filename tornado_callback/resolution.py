@@ -102,6 +102,32 @@ def normalise_name(value: str) -> str:
     return value.strip().rstrip(".").lower()
 
 
+# In the order AWX asks for them: the first one a host has decides.
+EFFECTIVE_HOST_VARIABLES = ("ansible_host", "ansible_ssh_host")
+
+
+def effective_host(host_name: str, variables: Mapping[str, Any]) -> str | None:
+    """The one name or address AWX compares a caller with: ``ansible_host``, else
+    ``ansible_ssh_host``, else the inventory name (``Host.get_effective_host_name``).
+
+    The variable decides by being there, whatever it holds, so a host whose
+    ``ansible_host`` is not text (or blank) has none: None, and nothing matches it.
+    """
+    for variable in EFFECTIVE_HOST_VARIABLES:
+        if variable in variables:
+            value = variables[variable]
+            return value if isinstance(value, str) and value.strip() else None
+    return host_name
+
+
+def effective_host_name(host_name: str, variables: Mapping[str, Any]) -> str | None:
+    """The effective host normalised as a DNS name; None when it is an address or there is none."""
+    effective = effective_host(host_name, variables)
+    if effective is None or normalise_address(effective) is not None:
+        return None
+    return normalise_name(effective)
+
+
 @dataclass(frozen=True, slots=True)
 class HostRef:
     """An inventory host as resolvers see it: never the ORM row."""
@@ -167,6 +193,9 @@ class HostResolver(ABC):
     name: str
     #: Default rank; higher runs first. plugins.toml may override it.
     priority: int
+    #: Raise it whenever ``index_keys`` would compute other keys for the same host
+    #: (a new rule, not new options): the server then rebuilds the index at start.
+    index_version: int = 1
     #: Index kinds that ``refreshed_index_keys`` fills; empty: it fills none.
     refreshed_kinds: frozenset[str] = frozenset()
     #: Seconds between background refreshes of those keys for every host.
@@ -268,9 +297,10 @@ class ResolverChain:
 
     @property
     def index_fingerprint(self) -> str:
-        """Changes whenever the index keys could: a resolver added, removed or reconfigured."""
+        """Changes whenever the index keys could: a resolver added, removed, reconfigured
+        or with another ``index_version``."""
         indexing = [
-            (r.name, type(r.resolver).__qualname__, dict(r.options))
+            (r.name, type(r.resolver).__qualname__, r.resolver.index_version, dict(r.options))
             for r in self.resolvers
             if type(r.resolver).index_keys is not HostResolver.index_keys
         ]

@@ -43,7 +43,8 @@ class Services:
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
-    # Resolves host names into the index in the background; ``serve`` starts it.
+    # Resolves host names into the index in the background (``inventories.refresher``);
+    # ``serve`` starts it.
     refresher: IndexRefresher
     inventory_sync: InventorySync
     credentials: Credentials
@@ -80,8 +81,6 @@ class Services:
         except BaseException:
             await db.close()
             raise
-        refresher = IndexRefresher(db, chain)
-        inventories.saved_listeners.append(refresher.host_saved)
         secrets = SecretsBox(settings.secret_key, settings.key_file_path)
         launcher = LaunchService(secrets)
         admin = AdminService(db, accounts, inventories, secrets, RESOURCES)
@@ -100,7 +99,7 @@ class Services:
                 db, chain, inventories, launcher, accounts, limiter, inventory_sync
             ),
             records=Records(db),
-            refresher=refresher,
+            refresher=inventories.refresher,
             inventory_sync=inventory_sync,
             credentials=Credentials(db, secrets),
             jobs=JobsService(db, accounts),

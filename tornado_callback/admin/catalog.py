@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import inspect
+
 from tornado_callback.accounts import new_token
 from tornado_callback.admin.fields import (
     ENCRYPTED,
@@ -105,6 +107,15 @@ class HostHooks(Hooks):
         await ctx.admin.inventories.index_host(ctx.session, obj)
 
 
+class JobTemplateHooks(Hooks):
+    async def before_flush(self, ctx: WriteContext, obj: JobTemplate) -> None:
+        if not ctx.principal.is_superuser and inspect(obj).attrs.project_dir.history.has_changes():
+            # Runs are shown their project: choosing the directory is choosing what
+            # of this machine a playbook reads, which is the machine's owner's call
+            # (AWX keeps projects under PROJECTS_ROOT for the same reason).
+            raise ValidationError.one("project_dir", "Only a superuser may set a template's project directory.")
+
+
 CREDENTIAL_SECRETS = ("ssh_key_data", "ssh_key_unlock", "password", "become_password")
 
 
@@ -169,8 +180,10 @@ INVENTORIES = Resource(
 
 HOSTS = Resource(
     "hosts", "host", Host,
-    description="Hosts. Their addresses for matching come from ansible_host, "
-                "ansible_ssh_host and, where the name is an IP address, the name.",
+    description="Hosts. A callback is matched, as in AWX, with a host's effective host only: "
+                "ansible_host, else ansible_ssh_host, else the name (an address, or a name "
+                "for DNS); and with the cloud address variables of ip_match's "
+                "address_variables (private_ip_address, public_ip_address).",
     fields=(
         name_field(), description_field(), inventory_link(),
         Boolean("enabled", default=True), Variables("variables"),
@@ -265,6 +278,7 @@ JOB_TEMPLATES = Resource(
     related=(("launch", "launch/"), ("survey_spec", "survey_spec/"), ("callback", "callback/"),
              ("callback_attempts", "callback_attempts/"), ("roles", "roles/")),
     checks=(callback_needs_inventory,),
+    hooks=JobTemplateHooks(),
 )
 
 CALLBACK_ATTEMPTS = Resource(
