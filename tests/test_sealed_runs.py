@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import types
 import urllib.parse
+import uuid
+from pathlib import Path
 
 import pytest
 from conftest import TEST_SECRET_KEY, basic_auth
@@ -24,6 +27,8 @@ from jobs_support import (  # noqa: F401  (fixtures used by this module)
 )
 
 from tornado_callback.config import parse_plugins_config
+from tornado_callback.playbook_run import UntrustingRunner
+from tornado_callback.sandbox import Sandbox, SandboxRefused
 
 pytestmark = [pytest.mark.gen_test(timeout=120), pytest.mark.usefixtures("workers")]
 
@@ -34,7 +39,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SHOW_VARIABLES = """\
     - name: Show what was given
       ansible.builtin.debug:
-        msg: "{{ {'role': role, 'env': env, 'nested': nested} | to_json }}"
+        msg: "{{ {'role': role, 'env': env, 'nested': nested, 'plain': plain} | to_json }}"
 """
 
 
@@ -44,16 +49,22 @@ def payloads(out):
     env = "{{ lookup('env', 'TORNADO_CALLBACK_SECRET_KEY') }}"
     block = f"{{% for x in [1] %}}{{{{ lookup('pipe', 'touch {out}/pwned-block') }}}}{{% endfor %}}"
     key = f"{{{{ lookup('pipe', 'touch {out}/pwned-key') }}}}"
-    return {"role": pipe, "env": env, "nested": [block, {key: [pipe]}]}
+    # Strings that YAML would read as other types, or not at all, unless quoted: they stay strings.
+    plain = {"no": "no", "empty": "", "hex": "0x10", "bang": "!", "date": "2026-12-01", "null": "~"}
+    return {"role": pipe, "env": env, "nested": [block, {key: [pipe]}], "plain": plain}
 
 
 def assert_given_as_text(job, out):
     assert job.status == "successful", job.result_stdout
     assert not list(out.glob("pwned-*")), "a launch-time template ran on the server"
-    expected = payloads(out)
-    shown_json = next(line for line in job.result_stdout.splitlines() if '"msg":' in line)
-    assert json.loads(json.loads(shown_json.split('"msg": ', 1)[1])) == expected
+    assert shown_variables(job) == payloads(out)
     assert TEST_SECRET_KEY not in job.result_stdout
+
+
+def shown_variables(job):
+    """What SHOW_VARIABLES printed: the variables as the playbook saw them."""
+    line = next(line for line in job.result_stdout.splitlines() if '"msg":' in line)
+    return json.loads(json.loads(line.split('"msg": ', 1)[1]))
 
 
 @pytest.fixture
@@ -111,11 +122,13 @@ def yaml_flow(variables):
 async def test_survey_answers_arrive_as_text(fetch, seed, services, tmp_path, out):
     questions = [{"question_name": name, "variable": name, "type": "text", "required": True}
                  for name in ("role", "env")]
+    questions.append({"question_name": "plain", "variable": "plain", "type": "text", "default": "no"})
     questions.append({"question_name": "nested", "variable": "nested", "type": "multiselect",
                       "choices": [payloads(out)["nested"][0]], "required": True})
     world = await callback_template(seed, tmp_path, survey_enabled=True, survey_spec={"spec": questions})
     given = payloads(out)
     given["nested"] = given["nested"][:1]
+    del given["plain"]  # its default, "no", applies: a string, as the survey gave it
     body = json.dumps({"host_config_key": world.key, "extra_vars": given})
 
     job = await wait_for_status(services, await posted_job(fetch, world, body, JSON))
@@ -123,6 +136,7 @@ async def test_survey_answers_arrive_as_text(fetch, seed, services, tmp_path, ou
     assert job.status == "successful", job.result_stdout
     assert not list(out.glob("pwned-*"))
     assert given["role"] in job.result_stdout and given["env"] in job.result_stdout
+    assert shown_variables(job)["plain"] == "no"
 
 
 async def test_manual_launch_variables_arrive_as_text(fetch, seed, services, tmp_path, out, admin):
@@ -265,3 +279,130 @@ async def test_runner_command_artifact_holds_no_secret(fetch, seed, services, tm
     for secret in ("artifact-key", "ssh-hunter2", "become-hunter2", TEST_SECRET_KEY, "db-password"):
         assert secret not in record, secret
     assert not [name for name in json.loads(record)["env"] if name.startswith("TORNADO_CALLBACK")]
+
+
+async def test_launch_variables_cannot_set_where_ansible_connects(fetch, seed, services, tmp_path):
+    world = await callback_template(seed, tmp_path, ask_variables_on_launch=True)
+    given = {"inventory_hostname": "127.0.0.5", "groups": {"all": ["127.0.0.5"]}, "hostvars": {},
+             "ansible_host": "127.0.0.5", "role": "web"}
+    response = await fetch(CALLBACK.format(world.template_id), method="POST", headers=JSON,
+                           body=json.dumps({"host_config_key": world.key, "extra_vars": given}))
+    assert response.code == 202, response.body
+    job = await wait_for_status(services, json.loads(response.body)["job"], ("pending", "waiting", "running",
+                                                                               "successful", "failed", "error"))
+    assert job.extra_vars == {"role": "web"}
+
+
+async def test_variables_nested_past_the_limit_are_refused(fetch, seed, services, tmp_path):
+    world = await callback_template(seed, tmp_path, ask_variables_on_launch=True)
+    deep: object = "bottom"
+    for _ in range(400):
+        deep = [deep]
+    response = await fetch(CALLBACK.format(world.template_id), method="POST", headers=JSON,
+                           body=json.dumps({"host_config_key": world.key, "extra_vars": {"deep": deep}}))
+    assert (response.code, json.loads(response.body)) == (
+        400, {"msg": "extra_vars nest too deeply (at most 64 levels)"})
+
+
+async def test_survey_password_answers_are_never_shown(fetch, seed, services, tmp_path, io_loop):
+    questions = [{"question_name": "pw", "variable": "pw", "type": "password", "required": True},
+                 {"question_name": "colour", "variable": "colour", "type": "text", "required": True}]
+    world = await callback_template(seed, tmp_path, survey_enabled=True, survey_spec={"spec": questions})
+    await services.accounts.create_user("reader", "pw")
+    await services.accounts.grant("reader", "job_template", world.template_id, "read")
+    response = await fetch(CALLBACK.format(world.template_id), method="POST", headers=JSON, body=json.dumps(
+        {"host_config_key": world.key, "extra_vars": {"pw": "host-given-secret", "colour": "red"}}))
+    job_id = json.loads(response.body)["job"]
+
+    detail = await fetch(f"/api/v2/jobs/{job_id}/", headers=basic_auth("reader", "pw"))
+
+    assert json.loads(json.loads(detail.body)["extra_vars"]) == {"pw": "$encrypted$", "colour": "red"}
+    job = await wait_for_status(services, job_id)
+    assert "host-given-secret" not in job.result_stdout
+
+
+PROBE_SYSTEM = """\
+    - name: Probe what root without capabilities could still do
+      ansible.builtin.shell: |
+        for f in /proc/sys/kernel/core_pattern /proc/sysrq-trigger; do
+          if [ -w "$f" ]; then echo "writable $f"; else echo "read-only $f"; fi
+        done
+        cat /etc/shadow >/dev/null 2>&1 && echo "read /etc/shadow" || echo "no /etc/shadow"
+        rm -f "$AWX_ISOLATED_DATA_DIR/stdout" 2>/dev/null && echo "replaced stdout" || echo "stdout is read-only"
+      register: probe
+    - name: Report
+      ansible.builtin.debug:
+        var: probe.stdout_lines
+"""
+
+
+async def test_root_in_the_sandbox_cannot_write_the_kernels_settings_or_read_restricted_files(
+    fetch, seed, services, tmp_path
+):
+    project = tmp_path / "project"
+    playbook = write_playbook(project, "probe.yml", PROBE_SYSTEM)
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook)
+
+    job = await wait_for_status(services, await posted_job(
+        fetch, world, json.dumps({"host_config_key": world.key}), JSON))
+
+    assert job.status == "successful", job.result_stdout
+    for line in ("read-only /proc/sys/kernel/core_pattern", "read-only /proc/sysrq-trigger", "no /etc/shadow",
+                 "stdout is read-only"):
+        assert line in job.result_stdout, job.result_stdout
+
+
+@pytest.mark.parametrize("project", ["workdir", "runs"])
+async def test_a_project_that_would_show_the_server_is_refused(fetch, seed, services, settings, project):
+    where = {"workdir": Path.cwd(), "runs": settings.run_dir_path}[project]
+    playbook = write_playbook(where, "site.yml", SHOW_VARIABLES)
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(where), playbook=playbook)
+
+    job = await wait_for_status(services, await posted_job(
+        fetch, world, json.dumps({"host_config_key": world.key}), JSON))
+
+    assert (job.status, job.job_explanation) == ("error", (
+        f"The project directory {where} holds the server's state or lies inside what runs may never see "
+        "(the working directory, the run directory, restricted system files): give the template a "
+        "directory of its own."))
+
+
+@pytest.mark.parametrize("project", ["/", "/proc", "/proc/1", "/sys/kernel", "/dev"])
+def test_system_paths_are_never_a_project(project, tmp_path):
+    sandbox = Sandbox("bwrap")
+    with pytest.raises(SandboxRefused, match="is a system path"):
+        sandbox.command(["true"], project=Path(project), private_dir=tmp_path, writable=())
+
+
+async def test_only_a_superuser_sets_a_templates_project_directory(fetch, seed, services, tmp_path):
+    world = await callback_template(seed, tmp_path)
+    await services.accounts.create_user("tadmin", "pw")
+    await services.accounts.grant("tadmin", "job_template", world.template_id, "admin")
+    url = f"/api/v2/job_templates/{world.template_id}/"
+    tadmin = {**basic_auth("tadmin", "pw"), **JSON}
+
+    refused = await fetch(url, method="PATCH", headers=tadmin, body=json.dumps({"project_dir": "/root"}))
+    same = await fetch(url, method="PATCH", headers=tadmin,
+                       body=json.dumps({"project_dir": str(tmp_path / "project"), "description": "d"}))
+
+    assert (refused.code, json.loads(refused.body)) == (
+        400, {"project_dir": ["Only a superuser may set a template's project directory."]})
+    assert same.code == 200, same.body  # sending the same directory back is no change
+
+
+def test_event_details_are_read_as_untrusted_files(tmp_path):
+    """The playbook's side writes job_events/UUID-partial.json; links and odd names are not followed."""
+    events = tmp_path / "artifacts" / "7" / "job_events"
+    events.mkdir(parents=True)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"stolen": true}')
+    linked, good = str(uuid.uuid4()), str(uuid.uuid4())
+    (events / f"{linked}-partial.json").symlink_to(secret)
+    (events / f"{good}-partial.json").write_text('{"task": "ok"}')
+    runner = UntrustingRunner.__new__(UntrustingRunner)  # only its reading of event files is under test
+    runner.config = types.SimpleNamespace(artifact_dir=str(tmp_path / "artifacts" / "7"))
+
+    assert runner._details(linked) == {}
+    assert runner._details(f"../../../{secret.stem}") == {}
+    assert runner._details(good) == {"task": "ok"}
+    assert secret.exists() and not list(events.iterdir())  # read once, removed; the link's target untouched

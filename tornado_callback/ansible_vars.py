@@ -2,51 +2,49 @@
 
 Ansible templates a variable's strings whenever a task uses them, so a value
 such as ``{{ lookup('pipe', 'id') }}`` given at launch would run a command on
-this server. YAML's ``!unsafe`` tag (Ansible's AnsibleUnsafe) makes a string
-literal text: every string given at launch gets it, keys included, at any
-depth, as AWX does for prompts and surveys. The template's own extra_vars are
-the admin's configuration and keep templating, as in AWX.
+this server. The variables given at launch are therefore written to a file of
+their own whose root mapping carries YAML's ``!unsafe`` tag (Ansible's
+AnsibleUnsafe): Ansible then reads every string in it, mapping keys included,
+at any depth, as literal text, as AWX does for prompts and surveys. The tag
+goes on the root, not on each string, because Ansible 2.19 resolves a tagged
+scalar as if it were unquoted: ``!unsafe "no"`` would become False and
+``!unsafe "!"`` would not load at all, while the strings inside a tagged
+mapping keep their quoting and so their type.
+
+The template's own extra_vars are the admin's configuration and keep
+templating, as in AWX.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 
-class _Unsafe(str):
-    """A string Ansible must never template."""
+class _UnsafeVariables(dict[str, Any]):
+    """Variables Ansible must never template."""
 
 
-class _ExtraVarsDumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):
     pass
 
 
-def _represent_unsafe(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.ScalarNode:
-    return dumper.represent_scalar("!unsafe", str(value))
+def _represent_unsafe(dumper: yaml.SafeDumper, value: _UnsafeVariables) -> yaml.MappingNode:
+    return dumper.represent_mapping("!unsafe", dict(value))
 
 
-_ExtraVarsDumper.add_representer(_Unsafe, _represent_unsafe)
+_Dumper.add_representer(_UnsafeVariables, _represent_unsafe)
 
 
-def marked_unsafe(value: Any) -> Any:
-    """``value`` with every string in it, mapping keys included, marked unsafe."""
-    if isinstance(value, str):
-        return _Unsafe(value)
-    if isinstance(value, Mapping):
-        return {marked_unsafe(k): marked_unsafe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [marked_unsafe(v) for v in value]
-    return value
+def configured_document(configured: Mapping[str, Any]) -> str:
+    """The template's own variables for ``-e @FILE``, as they are (JSON is YAML)."""
+    return json.dumps(dict(configured))
 
 
-def extravars_document(configured: Mapping[str, Any], given: Mapping[str, Any]) -> str:
-    """YAML for ``ansible-playbook -e @FILE``: ``configured`` as it is, ``given`` as data.
-
-    ``given`` wins where both name a variable, as a launch overrides a template.
-    """
-    variables = {k: v for k, v in configured.items() if k not in given}
-    variables.update(marked_unsafe(dict(given)))
-    return yaml.dump(variables, Dumper=_ExtraVarsDumper, sort_keys=False, allow_unicode=True, width=float("inf"))
+def given_document(given: Mapping[str, Any]) -> str:
+    """Variables given at launch for ``-e @FILE``, to be read as data only."""
+    return yaml.dump(_UnsafeVariables(given), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     width=float("inf"))

@@ -22,14 +22,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ansible_runner import Runner, RunnerConfig
+from ansible_runner import RunnerConfig
 from ansible_runner.exceptions import AnsibleRunnerException
 from sqlalchemy.exc import SQLAlchemyError
 
 from tornado_callback.config import Settings
 from tornado_callback.credentials import Credentials
 from tornado_callback.inventory_export import inventory_document
-from tornado_callback.playbook_run import RunSetupError, RunSpec, runner_config
+from tornado_callback.playbook_run import RunSetupError, RunSpec, UntrustingRunner, runner_config
 from tornado_callback.run_dirs import RunDirectories
 from tornado_callback.sandbox import Sandbox
 from tornado_callback.secrets_box import SecretsUnreadable
@@ -270,11 +270,7 @@ class WorkerPool:
         events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         cancel = threading.Event()
 
-        def on_event(event: dict[str, Any]) -> bool:  # runs in ansible-runner's thread
-            events.put(event)
-            return True
-
-        runner = Runner(config, event_handler=on_event, cancel_callback=cancel.is_set)
+        runner = UntrustingRunner(config, event_handler=events.put, cancel_callback=cancel.is_set)
         thread = threading.Thread(target=runner.run, name=f"job-{job_id}")
         thread.start()
         reason = ""

@@ -12,6 +12,10 @@ from typing import Any
 
 import yaml
 
+# Deeper values would only serve to exhaust the stack of whatever walks them
+# (writing the run's variables file did, before this limit).
+MAX_DEPTH = 64
+
 
 class ExtraVarsError(ValueError):
     """extra_vars that are not a mapping in any accepted spelling."""
@@ -32,6 +36,8 @@ def parse_variables(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, Mapping):
+        if _depth(value) > MAX_DEPTH:
+            raise ExtraVarsError(f"extra_vars nest too deeply (at most {MAX_DEPTH} levels)")
         return dict(value)
     if not isinstance(value, str):
         raise ExtraVarsError("extra_vars must be an object or a string holding JSON or YAML")
@@ -48,6 +54,8 @@ def parse_variables(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(parsed, Mapping):
         raise ExtraVarsError("extra_vars must be a mapping of variable names to values")
+    if _depth(parsed) > MAX_DEPTH:
+        raise ExtraVarsError(f"extra_vars nest too deeply (at most {MAX_DEPTH} levels)")
     try:
         # YAML has dates and NaN; jobs keep variables in JSON columns, which have neither.
         json.dumps(parsed, allow_nan=False)
@@ -56,9 +64,39 @@ def parse_variables(value: Any) -> dict[str, Any]:
     return dict(parsed)
 
 
-def without_ansible_keys(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Launch-time variables may not set connection or privilege settings."""
-    return {k: v for k, v in variables.items() if not str(k).startswith("ansible_")}
+# Ansible's special variables that do not start with ``ansible_``: set as an
+# extra var, ``inventory_hostname`` is where the SSH connection goes (with the
+# template's credential), and the rest are what a playbook trusts Ansible to tell.
+SPECIAL_VARIABLES = frozenset({
+    "inventory_hostname", "inventory_hostname_short", "inventory_dir", "inventory_file",
+    "hostvars", "groups", "group_names", "omit", "play_hosts", "playbook_dir",
+    "role_name", "role_names", "role_path",
+})
+
+
+def without_special_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Launch-time variables may not set connection or privilege settings, nor Ansible's own facts."""
+    return {k: v for k, v in variables.items()
+            if not str(k).startswith("ansible_") and str(k) not in SPECIAL_VARIABLES}
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar is 0), without recursing: a body may nest thousands deep."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _first_line(error: Exception) -> str:

@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from tornado_callback.extra_vars import ExtraVarsError, parse_variables, without_ansible_keys
+from tornado_callback.admin.fields import ENCRYPTED
+from tornado_callback.extra_vars import ExtraVarsError, parse_variables, without_special_variables
 from tornado_callback.resolution import HostRef
 from tornado_callback.secrets_box import SecretsBox, SecretsUnreadable
 from tornado_callback.store import queries
 from tornado_callback.store.models import JobTemplate
-from tornado_callback.survey import SurveyAnswerError, UserInputRequired, survey_answers
+from tornado_callback.survey import SurveyAnswerError, UserInputRequired, password_variables, survey_answers
 from tornado_callback.survey_secrets import open_password_defaults
 
 log = logging.getLogger("tornado_callback.launch")
@@ -69,7 +70,7 @@ class LaunchService:
         if not (template.ask_variables_on_launch or template.survey_enabled):
             return {}
         try:
-            given = without_ansible_keys(parse_variables(raw))
+            given = without_special_variables(parse_variables(raw))
         except ExtraVarsError as e:
             raise LaunchRefused(str(e)) from e
         if template.ask_variables_on_launch:
@@ -135,12 +136,15 @@ class LaunchService:
     def job_values(self, template: JobTemplate, raw_extra_vars: Any, **fields: Any) -> dict[str, Any]:
         """The row of a pending job of ``template``, with the launch-time variables it accepts."""
         launch_vars = self.accepted_variables(template, raw_extra_vars)
+        passwords = password_variables(template.survey_spec or {}) if template.survey_enabled else frozenset()
+        # What the job shows (its API answer, the command line): a password answer as AWX shows it.
+        shown = {k: ENCRYPTED if k in passwords else v for k, v in launch_vars.items()}
         return {
             "job_template_id": template.id,
             "inventory_id": template.inventory_id,
             "name": template.name,
             "status": "pending",
-            "extra_vars": merged_variables(template.extra_vars, launch_vars),
+            "extra_vars": merged_variables(template.extra_vars, shown),
             # Kept apart so that the run can hand them to Ansible as data (executor).
             "launch_vars": launch_vars,
             **fields,

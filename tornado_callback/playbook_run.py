@@ -9,19 +9,25 @@ passwords go to the prompts through ansible-runner's pexpect, never to disk.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
+import shlex
+import stat
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_runner import RunnerConfig
+from ansible_runner import Runner, RunnerConfig
 from ansible_runner.exceptions import ConfigurationError
 
-from tornado_callback.ansible_vars import extravars_document
+from tornado_callback.ansible_vars import configured_document, given_document
 from tornado_callback.credentials import SshSecrets
-from tornado_callback.sandbox import Sandbox, job_environment
+from tornado_callback.sandbox import Sandbox, SandboxRefused, job_environment
 
 # ansible-runner answers these prompts (pexpect) with the credential's secrets.
 SSH_PASSWORD_PROMPT = r"SSH password:\s*?$"
@@ -29,6 +35,8 @@ BECOME_PASSWORD_PROMPT = r"BECOME password.*:\s*?$"
 KEY_UNLOCK_PROMPT = r"Enter passphrase for .*:\s*?$"
 # How often ansible-runner's loop checks for a cancel request, in seconds.
 CANCEL_CHECK_SECONDS = 0.25
+# One event's details (a task's result) as the playbook's side wrote them; larger ones are dropped.
+MAX_EVENT_DETAILS_BYTES = 32 * 1024 * 1024
 
 
 class RunSetupError(Exception):
@@ -54,11 +62,19 @@ class RunSpec:
     timeout: int
     secrets: SshSecrets | None
 
+    def project_path(self) -> Path:
+        if not self.project_dir:
+            raise RunSetupError("The job template has no project_dir: set it to the directory that holds the playbook.")
+        return Path(self.project_dir).resolve()
+
     def playbook_path(self) -> Path:
-        path = Path(self.project_dir or ".") / self.playbook
+        project = self.project_path()
+        path = (project / self.playbook).resolve()
         if not self.playbook or not path.is_file():
-            raise RunSetupError(f"Playbook not found: {path}")
-        return path.resolve()
+            raise RunSetupError(f"Playbook not found: {project / self.playbook}")
+        if project not in path.parents:
+            raise RunSetupError(f"The playbook {self.playbook!r} lies outside the project directory {project}.")
+        return path
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -68,28 +84,43 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def _check_limit(spec: RunSpec) -> None:
+    """A limit is host patterns; ``@FILE`` would make Ansible read a file and print its lines."""
+    if any(pattern.strip().startswith("@") for pattern in re.split(r"[,:]", spec.limit)):
+        raise RunSetupError(f"The limit {spec.limit!r} names a file (@...); give host patterns.")
+
+
 def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> RunnerConfig:
     """Write the private files and return the prepared ansible-runner configuration.
 
     Blocking file I/O: call it off the event loop.
     """
+    project_dir = spec.project_path()
     playbook = spec.playbook_path()
-    project_dir = Path(spec.project_dir).resolve() if spec.project_dir else playbook.parent
+    _check_limit(spec)
     inventory = private_dir / "inventory" / "hosts.json"
     _write_private(inventory, json.dumps(spec.inventory))
-    # ansible-runner passes env/extravars as ``-e @FILE``; passing them as an
-    # argument would put them on the command line.
-    _write_private(private_dir / "env" / "extravars", extravars_document(spec.configured_vars, spec.launch_vars))
-    home = private_dir / "home"
-    home.mkdir(mode=0o700)
+    # Variables go in files (``-e @FILE``): on the command line ``ps`` would show them.
+    # The template's own come first, so that those given at launch override them.
+    configured = private_dir / "env" / "configured_vars.json"
+    _write_private(configured, configured_document(spec.configured_vars))
+    _write_private(private_dir / "env" / "extravars", given_document(spec.launch_vars))
+    # ansible-runner reads its settings from this file only (a settings argument is dropped when it is missing).
+    _write_private(private_dir / "env" / "settings", json.dumps(
+        {"pexpect_timeout": CANCEL_CHECK_SECONDS, "suppress_ansible_output": True}))
+    artifacts = private_dir / "artifacts" / str(spec.job_id)
+    # What the run itself writes (inside the sandbox, these alone are writable).
+    writable = [private_dir / "home", private_dir / "tmp", artifacts / "job_events", artifacts / "fact_cache"]
+    for path in writable:
+        path.mkdir(mode=0o700, parents=True)
     envvars = {
         # From a virtualenv, ansible-playbook sits beside the interpreter.
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)]),
-        "HOME": str(home),
+        "HOME": str(private_dir / "home"),
         "ANSIBLE_LOCAL_TEMP": str(private_dir / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    cmdline: list[str] = []
+    cmdline = ["-e", f"@{configured}"]
     passwords: dict[str, str] = {}
     secrets = spec.secrets
     if secrets is not None:
@@ -125,8 +156,7 @@ def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> 
         timeout=spec.timeout or None,
         envvars=envvars,
         passwords=passwords,
-        settings={"pexpect_timeout": CANCEL_CHECK_SECONDS, "suppress_ansible_output": True},
-        cmdline=" ".join(cmdline) or None,
+        cmdline=shlex.join(cmdline),
         quiet=True,
     )
     try:
@@ -135,7 +165,60 @@ def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> 
         raise RunSetupError(f"ansible-runner: {e}") from e
     config.env = job_environment(config.env, envvars)
     if sandbox is not None:
-        config.command = sandbox.command(
-            config.command, readable=(project_dir, playbook.parent), writable=(private_dir,), chdir=project_dir
-        )
+        try:
+            config.command = sandbox.command(
+                config.command, project=project_dir, private_dir=private_dir, writable=writable)
+        except SandboxRefused as e:
+            raise RunSetupError(str(e)) from e
     return config
+
+
+class UntrustingRunner(Runner):
+    """ansible-runner's Runner, reading what the playbook's side wrote as untrusted input.
+
+    Ansible's side of the run (in the sandbox) leaves each event's details in
+    ``job_events/UUID-partial.json``, and the event stream names the UUID.
+    ansible-runner would open whatever name the stream gives, following links,
+    and write the merged event beside it, as this server's user; a playbook
+    controls both the stream and that directory. Here the UUID must be one, the
+    file is opened without following links and read up to a limit, and nothing
+    is written back: the executor stores events in the database.
+    """
+
+    def event_callback(self, event_data: dict[str, Any]) -> None:
+        self.last_stdout_update = time.time()
+        if "uuid" not in event_data:  # the end of the stream, as for ansible-runner's own
+            return
+        event_data.update(self._details(event_data["uuid"]))
+        event_data.setdefault("created", dt.datetime.now(dt.UTC).isoformat())
+        if self.event_handler is not None:
+            self.event_handler(event_data)
+
+    def _details(self, event_uuid: Any) -> dict[str, Any]:
+        try:
+            if str(uuid.UUID(str(event_uuid))) != event_uuid:
+                return {}
+        except ValueError:
+            return {}
+        path = Path(self.config.artifact_dir, "job_events", f"{event_uuid}-partial.json")
+        try:
+            # O_NONBLOCK: a FIFO left there must not hang the server.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            path.unlink(missing_ok=True)  # a link (ELOOP) goes, its target stays
+            return {}
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return {}
+            with os.fdopen(os.dup(fd), "rb") as f:
+                text = f.read(MAX_EVENT_DETAILS_BYTES + 1)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+        if len(text) > MAX_EVENT_DETAILS_BYTES:
+            return {}
+        try:
+            details = json.loads(text)
+        except ValueError:
+            return {}
+        return details if isinstance(details, dict) else {}

@@ -24,8 +24,10 @@ import importlib.util
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,11 @@ RUNNER_VARIABLES = (
 )
 
 log = logging.getLogger("tornado_callback.sandbox")
+
+# Under the run's own /proc: what uid 0 could write (read-only) and what tells of the host (masked).
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats", "acpi", "scsi")
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 
 # How long bwrap may take to show it works at start.
 PROBE_SECONDS = 10
@@ -80,20 +87,52 @@ def _covers(ancestor: Path, path: Path) -> bool:
     return path == ancestor or ancestor in path.parents
 
 
+def restricted_paths(root: Path) -> list[Path]:
+    """What under ``root`` the system keeps from other users (``/etc/shadow``, SSH host keys):
+    runs see it as root, without capabilities, so it is hidden from them instead."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        for name in list(subdirectories):
+            if _mode(Path(directory, name)) & 0o005 != 0o005:
+                found.append(Path(directory, name))
+                subdirectories.remove(name)
+        found += [Path(directory, name) for name in files if not _mode(Path(directory, name)) & 0o004]
+    return found
+
+
+def _mode(path: Path) -> int:
+    """The permission bits of ``path``; a link or a file that vanished counts as open to all."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return 0o777
+    return 0o777 if stat.S_ISLNK(info.st_mode) else info.st_mode
+
+
+class SandboxRefused(ValueError):
+    """A run would be shown what it must not see (the message says what and why)."""
+
+
 @dataclass(frozen=True)
 class Sandbox:
-    """How runs are sealed on this server: the bwrap program, what to hide, what to expose."""
+    """How runs are sealed on this server: the bwrap program, what to hide, what to show."""
 
     bwrap: str
-    # The server's state: hidden wherever it lies inside something shown.
+    # The server's state and the system's secrets: hidden wherever they lie inside something shown.
     hidden: tuple[Path, ...] = ()
+    # Never shown, nor anything inside: other runs' directories, the system's secrets.
+    sealed: tuple[Path, ...] = ()
     # Paths the admin chose to give every run, writable.
     show_paths: tuple[Path, ...] = ()
 
-    def command(
-        self, argv: Sequence[str], *, readable: Iterable[Path], writable: Iterable[Path], chdir: Path
-    ) -> list[str]:
-        """``argv`` wrapped in bwrap, seeing the system, Python, ``readable`` and ``writable``."""
+    def command(self, argv: Sequence[str], *, project: Path, private_dir: Path, writable: Iterable[Path]) -> list[str]:
+        """``argv`` wrapped in bwrap, run in ``project``: it sees the system, Python, ``project``
+        and ``private_dir`` read-only, and ``writable`` (inside ``private_dir``) and the show paths.
+
+        Raises ``SandboxRefused`` for a project that is a system path or the server's state.
+        """
+        project = project.resolve()
+        self._check_project(project)
         # (path, how): applied parents first, so that a path shown inside a
         # hidden directory (a project in the server's working directory) shows,
         # and state inside a shown directory (a database in the project) hides.
@@ -105,16 +144,17 @@ class Sandbox:
                 links += ["--symlink", os.readlink(path), name]
             elif path.is_dir():
                 mounts.append((path, "--ro-bind"))
-        mounts += [(p, "--ro-bind") for p in (*python_paths(), *(r.resolve() for r in readable))]
+        mounts += [(p, "--ro-bind") for p in (*python_paths(), project, private_dir.resolve())]
         mounts += [(p.resolve(), "--bind") for p in (*writable, *self.show_paths)]
         for path in sorted((p.resolve() for p in self.hidden), key=lambda p: len(p.parts)):
             if path.exists() and self._shown(path, mounts):
                 mounts.append((path, "--tmpfs" if path.is_dir() else "--hide-file"))
         args = [
             self.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--cap-drop", "ALL",
-            "--dev", "/dev", "--proc", "/proc", *links,
+            "--dev", "/dev", "--proc", "/proc", *self._proc_guards(), *links,
         ]
-        order = {"--tmpfs": 0, "--hide-file": 0, "--ro-bind": 1, "--bind": 2}
+        # At the same depth the hidden win: a path both shown and hidden stays hidden.
+        order = {"--ro-bind": 0, "--bind": 1, "--tmpfs": 2, "--hide-file": 2}
         for path, how in sorted(mounts, key=lambda m: (len(m[0].parts), order[m[1]])):
             if how == "--tmpfs":
                 args += [how, str(path)]
@@ -122,7 +162,33 @@ class Sandbox:
                 args += ["--ro-bind", os.devnull, str(path)]
             else:
                 args += [how, str(path), str(path)]
-        return [*args, "--chdir", str(chdir.resolve()), "--", *argv]
+        return [*args, "--chdir", str(project), "--", *argv]
+
+    def _check_project(self, project: Path) -> None:
+        if project == Path("/") or any(_covers(Path(p), project) for p in PSEUDO_FILESYSTEMS):
+            raise SandboxRefused(f"The project directory {project} is a system path, which runs are not shown.")
+        if any(project == p.resolve() for p in self.hidden) or any(_covers(p.resolve(), project) for p in self.sealed):
+            raise SandboxRefused(
+                f"The project directory {project} holds the server's state or lies inside what runs may "
+                "never see (the working directory, the run directory, restricted system files): "
+                "give the template a directory of its own.")
+
+    @staticmethod
+    def _proc_guards() -> list[str]:
+        """Without capabilities, uid 0 may still write some of /proc (kernel.core_pattern runs a
+        program outside any sandbox): those are bound read-only, and what tells of the host masked,
+        as container runtimes do."""
+        args = []
+        for name in PROC_READ_ONLY:
+            if os.path.exists(f"/proc/{name}"):
+                args += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+        for name in PROC_MASKED:
+            path = f"/proc/{name}"
+            if os.path.isdir(path):
+                args += ["--tmpfs", path]
+            elif os.path.exists(path):
+                args += ["--ro-bind", os.devnull, path]
+        return args
 
     @staticmethod
     def _shown(path: Path, mounts: list[tuple[Path, str]]) -> bool:
@@ -130,18 +196,18 @@ class Sandbox:
         covering = [(m, how) for m, how in mounts if _covers(m, path)]
         if not covering:
             return False
-        _, how = max(covering, key=lambda m: len(m[0].parts))
+        _, how = max(covering, key=lambda m: (len(m[0].parts), m[1] in ("--tmpfs", "--hide-file")))
         return how in ("--ro-bind", "--bind")
 
     def probe(self) -> None:
         """Raise ``ConfigError`` unless bwrap runs a sandbox here as ``command`` builds it."""
-        try:
-            done = subprocess.run(
-                self.command(["true"], readable=(), writable=(), chdir=Path("/")),
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_SECONDS,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ConfigError(f"job isolation: cannot run {self.bwrap}: {e}; {INSTALL_HINT}") from e
+        with tempfile.TemporaryDirectory() as scratch:
+            command = self.command(["true"], project=Path(scratch), private_dir=Path(scratch), writable=())
+            try:
+                done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=PROBE_SECONDS)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise ConfigError(f"job isolation: cannot run {self.bwrap}: {e}; {INSTALL_HINT}") from e
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
             raise ConfigError(f"job isolation: {self.bwrap} cannot make a sandbox here ({reason}); {INSTALL_HINT}")
@@ -161,12 +227,13 @@ def job_sandbox(settings: Settings) -> Sandbox | None:
     if bwrap is None:
         raise ConfigError(f"job isolation needs bubblewrap, and {settings.bwrap!r} was not found: {INSTALL_HINT}")
     show_paths = tuple(Path(p).resolve() for p in settings.job_show_paths)
-    hidden = tuple(p.resolve() for p in settings.server_state_paths())
+    restricted = tuple(restricted_paths(Path("/etc")))
+    hidden = (*(p.resolve() for p in settings.server_state_paths()), *restricted)
     for path in show_paths:
         for state in hidden:
             if _covers(path, state):
                 raise ConfigError(f"job_show_paths: {path} holds the server's state ({state}); "
                                   "show the jobs a directory of their own")
-    sandbox = Sandbox(bwrap, hidden, show_paths)
+    sandbox = Sandbox(bwrap, hidden, sealed=(settings.run_dir_path.resolve(), *restricted), show_paths=show_paths)
     sandbox.probe()
     return sandbox

@@ -68,3 +68,9 @@ def survey_answers(spec: Mapping[str, Any], given: Mapping[str, Any]) -> dict[st
         elif question.get("required", False):
             raise UserInputRequired(variable)
     return answers
+
+
+def password_variables(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The variables of the survey's password questions: their answers are never shown."""
+    return frozenset(q["variable"] for q in spec.get("spec", []) or [] if q.get("type") == "password"
+                     and q.get("variable"))
