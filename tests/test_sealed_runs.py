@@ -29,6 +29,7 @@ from jobs_support import (  # noqa: F401  (fixtures used by this module)
 from tornado_callback.config import parse_plugins_config
 from tornado_callback.playbook_run import UntrustingRunner
 from tornado_callback.sandbox import Sandbox, SandboxRefused
+from tornado_callback.store.models import Group, GroupHost
 
 pytestmark = [pytest.mark.gen_test(timeout=120), pytest.mark.usefixtures("workers")]
 
@@ -87,8 +88,8 @@ async def callback_template(seed, tmp_path, **template):
                       **template)
 
 
-async def posted_job(fetch, world, body, headers):
-    response = await fetch(CALLBACK.format(world.template_id), method="POST", body=body, headers=headers)
+async def posted_job(fetch, world, body, headers, **kwargs):
+    response = await fetch(CALLBACK.format(world.template_id), method="POST", body=body, headers=headers, **kwargs)
     assert response.code == 202, response.body
     return json.loads(response.body)["job"]
 
@@ -406,3 +407,31 @@ def test_event_details_are_read_as_untrusted_files(tmp_path):
     assert runner._details(f"../../../{secret.stem}") == {}
     assert runner._details(good) == {"task": "ok"}
     assert secret.exists() and not list(events.iterdir())  # read once, removed; the link's target untouched
+
+
+@pytest.mark.parametrize("name", ["web9,localhost", "web*", "web"])
+async def test_a_callback_runs_on_its_own_host_or_not_at_all(fetch, seed, services, tmp_path, out, name):
+    project = tmp_path / "project"
+    playbook = write_playbook(project, "mark.yml", f"""\
+    - name: Mark the host the play ran on
+      ansible.builtin.file:
+        path: "{out}/ran-on-{{{{ inventory_hostname }}}}"
+        state: touch
+""")
+    world = await seed({name: dict(LOCALHOST_VARS, ansible_host="127.0.0.3"), "localhost": dict(LOCALHOST_VARS),
+                        "web1": dict(LOCALHOST_VARS, ansible_host="127.0.0.4")},
+                       project_dir=str(project), playbook=playbook)
+    async with services.db.session() as session:  # a group named "web" holding the other hosts
+        group = Group(inventory_id=world.inventory_id, name="web")
+        session.add(group)
+        await session.flush()
+        session.add_all([GroupHost(group_id=group.id, host_id=world.hosts[h]) for h in ("localhost", "web1")])
+        await session.commit()
+
+    job = await wait_for_status(services, await posted_job(
+        fetch, world, json.dumps({"host_config_key": world.key}), JSON, network_interface="127.0.0.3"))
+
+    assert (job.status, job.job_explanation) == ("error", (
+        f"The host's name {name!r} would select other hosts as an Ansible limit (it is a group's name, "
+        "or holds pattern characters): rename the host."))
+    assert not list(out.iterdir())

@@ -224,6 +224,7 @@ class WorkerPool:
             playbook=template.playbook,
             inventory=inventory,
             limit=job.limit,
+            limit_is_host=job.launch_type == "callback",
             configured_vars={k: v for k, v in (job.extra_vars or {}).items() if k not in (job.launch_vars or {})},
             # The job's own facts are data too: a template's name is not a template.
             launch_vars={**(job.launch_vars or {}), **awx_variables(job)},

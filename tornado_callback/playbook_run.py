@@ -10,6 +10,7 @@ passwords go to the prompts through ansible-runner's pexpect, never to disk.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
@@ -35,6 +36,8 @@ BECOME_PASSWORD_PROMPT = r"BECOME password.*:\s*?$"
 KEY_UNLOCK_PROMPT = r"Enter passphrase for .*:\s*?$"
 # How often ansible-runner's loop checks for a cancel request, in seconds.
 CANCEL_CHECK_SECONDS = 0.25
+# What Ansible reads in a host pattern: separators, negation, intersection, regex, files, globs, ranges.
+PATTERN_CHARACTERS = re.compile(r"[,:!&~@*?\[\]\s]")
 # One event's details (a task's result) as the playbook's side wrote them; larger ones are dropped.
 MAX_EVENT_DETAILS_BYTES = 32 * 1024 * 1024
 
@@ -51,6 +54,8 @@ class RunSpec:
     playbook: str
     inventory: dict[str, Any]
     limit: str
+    # A callback job's limit is the calling host's name, which must select it alone.
+    limit_is_host: bool
     # The template's own variables, which may template, and those given at
     # launch, which reach Ansible as data (ansible_vars.py).
     configured_vars: dict[str, Any]
@@ -85,9 +90,28 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _check_limit(spec: RunSpec) -> None:
-    """A limit is host patterns; ``@FILE`` would make Ansible read a file and print its lines."""
+    """A limit is host patterns; ``@FILE`` would make Ansible read a file and print its lines.
+
+    A callback job's limit is its host's name, and must select that host alone:
+    Ansible would read ``web1,db1`` as two hosts, ``web*`` as a wildcard and a
+    group's name as the group.
+    """
     if any(pattern.strip().startswith("@") for pattern in re.split(r"[,:]", spec.limit)):
         raise RunSetupError(f"The limit {spec.limit!r} names a file (@...); give host patterns.")
+    if spec.limit_is_host and (
+        spec.limit in {"all", "ungrouped", *spec.inventory["all"]["children"]}
+        or (PATTERN_CHARACTERS.search(spec.limit) and not _is_address(spec.limit))
+    ):
+        raise RunSetupError(f"The host's name {spec.limit!r} would select other hosts as an Ansible limit "
+                            "(it is a group's name, or holds pattern characters): rename the host.")
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> RunnerConfig:
