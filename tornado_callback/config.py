@@ -71,9 +71,15 @@ class Settings:
     max_body_size: int = 1024 * 1024
     # Default time a resolver may take before it becomes a `timeout` trace entry.
     resolver_timeout: float = 5.0
-    # Bad keys one source address may send per window before it gets 429.
+    # Failures allowed per window before 429 (ratelimit.py): wrong keys per client
+    # address and per job template (every address together), failed logins per
+    # user name and per client address.
     bad_key_limit: int = 20
+    bad_key_template_limit: int = 1000
     bad_key_window: float = 60.0
+    login_user_limit: int = 10
+    login_address_limit: int = 30
+    login_window: float = 300.0
     # How long a verified Basic credential is remembered, so that admins' GETs
     # do not pay for an argon2 verification each time.
     auth_cache_seconds: float = 60.0
@@ -230,7 +236,11 @@ def build_settings(**flags: Any) -> Settings:
         "max_body_size": int,
         "resolver_timeout": float,
         "bad_key_limit": int,
+        "bad_key_template_limit": int,
         "bad_key_window": float,
+        "login_user_limit": int,
+        "login_address_limit": int,
+        "login_window": float,
         "auth_cache_seconds": float,
         "inventory_sync_wait": float,
         "inventory_sync_timeout": float,
@@ -254,10 +264,11 @@ def build_settings(**flags: Any) -> Settings:
             values[name] = convert(raw)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
-    for name, low in (("workers", 0), ("processes", 0)):
+    for name, low in (("workers", 0), ("processes", 0), ("bad_key_limit", 1), ("bad_key_template_limit", 1),
+                      ("login_user_limit", 1), ("login_address_limit", 1)):
         if values.get(name, low) < low:
             raise ConfigError(f"{name} must be at least {low}")
-    for name in ("job_poll_interval", "job_lease_seconds"):
+    for name in ("job_poll_interval", "job_lease_seconds", "bad_key_window", "login_window"):
         if values.get(name, 1.0) <= 0:
             raise ConfigError(f"{name} must be a positive number of seconds")
     values["database_url"] = normalise_database_url(values.get("database_url", defaults.database_url))
