@@ -131,6 +131,7 @@ async def test_hosts_saved_through_the_admin_api_are_resolved(fetch, seed, servi
     assert await matching(fetch, world, "127.0.0.5") == []
 
 
+@pytest.mark.gen_test(timeout=60)  # ansible-inventory runs
 async def test_hosts_of_a_sync_are_resolved(fetch, seed, services, tmp_path):
     await services.accounts.create_user("admin", "pw", superuser=True)
     services.refresher.start()
@@ -146,6 +147,7 @@ async def test_hosts_of_a_sync_are_resolved(fetch, seed, services, tmp_path):
     await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
 
 
+@pytest.mark.gen_test(timeout=60)  # ansible-inventory runs
 async def test_a_host_synced_on_launch_is_matched_by_the_callback_that_synced_it(fetch, seed, services, tmp_path):
     services.refresher.start()
     world = await seed({})
