@@ -39,7 +39,8 @@ TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/api/v2/me/", None, EVERYONE),
     ("GET", "/api/v2/users/", None, only({"root": 200}, hidden=403)),
     ("POST", "/api/v2/users/", {"username": "u-{actor}", "password": "pw"}, only({"root": 201}, hidden=403)),
-    ("GET", "/api/v2/credentials/{credential}/", None, only({"root": 200}, hidden=403)),
+    ("GET", "/api/v2/credentials/{credential}/", None, only({"root": 200})),
+    ("PATCH", "/api/v2/credentials/{credential}/", {"username": "u"}, only({"root": 200})),
     ("POST", "/api/v2/credentials/", {"name": "c-{actor}"}, only({"root": 201}, hidden=403)),
     ("POST", "/api/v2/inventories/", {"name": "i-{actor}"}, only({"root": 201}, hidden=403)),
     ("GET", "/api/v2/inventories/{inventory}/", None, only({a: 200 for a in (*INV_SEE, "root")})),
@@ -55,6 +56,7 @@ TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/api/v2/groups/{group}/hosts/", {"id": "{host}"},
      only({"inv_admin": 204, "root": 204}, seen=INV_SEE)),
     ("GET", "/api/v2/inventory_sources/{source}/", None, only({a: 200 for a in (*INV_SEE, "root")})),
+    ("GET", "/api/v2/inventory_sources/{source}/update/", None, only({"inv_admin": 200, "root": 200}, seen=INV_SEE)),
     ("POST", "/api/v2/inventories/{inventory}/roles/", {"username": "target", "role": "use"},
      only({"inv_admin": 204, "root": 204}, seen=INV_SEE)),
     ("DELETE", "/api/v2/hosts/{host}/", None, only({"inv_admin": 204}, seen=("inv_read", "inv_use"))),
@@ -75,7 +77,7 @@ TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/api/v2/job_templates/{template}/roles/", {"username": "target", "role": "execute"},
      only({"tpl_admin": 204, "root": 204}, seen=TPL_SEE)),
     ("GET", "/api/v2/job_templates/{template}/callback/", None,
-     only({"tpl_admin": 200, "root": 200}, hidden=403)),
+     only({"tpl_admin": 200, "root": 200}, seen=TPL_SEE)),
     ("DELETE", "/api/v2/job_templates/{template}/", None,
      only({"tpl_admin": 204}, seen=("tpl_read", "tpl_execute"))),
 ]
@@ -268,3 +270,43 @@ async def test_openapi_document_says_who_reads_the_key(services, fetch):
     assert KEY not in document
     schemas = json.loads(document)["components"]["schemas"]
     assert ENCRYPTED in schemas["job_template"]["properties"]["host_config_key"]["description"]
+
+
+PROBES = [
+    ("GET", "/api/v2/jobs/{job}/"), ("GET", "/api/v2/jobs/{job}/stdout/"),
+    ("GET", "/api/v2/jobs/{job}/cancel/"), ("POST", "/api/v2/jobs/{job}/cancel/"),
+    ("GET", "/api/v2/inventory_updates/{update}/"),
+    ("GET", "/api/v2/inventory_sources/{source}/update/"), ("POST", "/api/v2/inventory_sources/{source}/update/"),
+    ("GET", "/api/v2/job_templates/{template}/callback/"),
+    ("GET", "/api/v2/users/{user}/"), ("PATCH", "/api/v2/users/{user}/"), ("DELETE", "/api/v2/users/{user}/"),
+    ("GET", "/api/v2/credentials/{credential}/"), ("DELETE", "/api/v2/credentials/{credential}/"),
+]
+MISSING = 2**31 - 1
+
+
+async def test_an_object_without_a_role_answers_as_a_missing_one(services, fetch):
+    """Ids cannot be probed: whoever holds no role on an object gets exactly the answer
+    a missing id gets. Whoever may see it but not do this gets 403."""
+    root_auth = await user_with_token(services, "root", superuser=True)
+    root = await services.accounts.authenticate(root_auth["Authorization"])
+    world = await seed_world(services, root)
+    _, job = await call(fetch, "POST", f"/api/v2/job_templates/{world.template}/launch/", root_auth, {})
+    update = await services.inventory_sync.update(world.source)
+    ids = {**vars(world), "job": job["id"], "update": update.id, "user": root.id}
+    nobody = await user_with_token(services, "nobody")
+    reader = await user_with_token(services, "reader")
+    await services.accounts.grant("reader", "job_template", world.template, "read")
+    await services.accounts.grant("reader", "inventory", world.inventory, "read")
+    for method, path in PROBES:
+        body = {} if method in ("POST", "PATCH") else None
+        existing = await call(fetch, method, path.format(**ids), nobody, body)
+        missing = await call(fetch, method, path.format(**dict.fromkeys(ids, MISSING)), nobody, body)
+        assert existing == missing == (404, {"detail": "Not found."}), (method, path)
+    seen = {(method, path): (await call(fetch, method, path.format(**ids), reader,
+                                        {} if method == "POST" else None))[0]
+            for method, path in PROBES if "{job}" in path or "{update}" in path}
+    assert seen == {
+        ("GET", "/api/v2/jobs/{job}/"): 200, ("GET", "/api/v2/jobs/{job}/stdout/"): 200,
+        ("GET", "/api/v2/jobs/{job}/cancel/"): 200, ("POST", "/api/v2/jobs/{job}/cancel/"): 403,
+        ("GET", "/api/v2/inventory_updates/{update}/"): 200,
+    }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from tornado_callback.errors import NotFound, PermissionDenied
 from tornado_callback.read_cache import ReadCache
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
@@ -194,3 +195,14 @@ class Accounts:
         held = await self._roles.get(
             key, lambda: self.db.read(queries.user_roles, principal.id, resource_type, resource_id))
         return bool(held and held & roles_granting(resource_type, role))
+
+    async def require_role(
+        self, principal: Principal, resource_type: str, resource_id: int, role: str
+    ) -> None:
+        """Raise unless the caller holds ``role``: 404 when it holds no role at all on the
+        object, exactly as for a missing one (ids cannot be probed), 403 when it may see it."""
+        if await self.has_role(principal, resource_type, resource_id, role):
+            return
+        if role != "read" and await self.has_role(principal, resource_type, resource_id, "read"):
+            raise PermissionDenied()
+        raise NotFound()

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from tornado_callback.accounts import Accounts, Principal
+from tornado_callback.api_values import parse_id
 from tornado_callback.errors import (
     CallbackRefused,
     NotFound,
@@ -47,7 +48,6 @@ from tornado_callback.store.database import Database
 from tornado_callback.store.models import JobTemplate
 
 KEY_FIELD = "host_config_key"
-MAX_ID = 2**63 - 1
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -66,14 +66,6 @@ class Accepted:
     @property
     def url(self) -> str:
         return job_url(self.job_id)
-
-
-def parse_template_id(text: str) -> int | None:
-    """The id in the URL, or None when it cannot name a template (answered 404)."""
-    if not text.isascii() or not text.isdigit():
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ID else None
 
 
 class CallbackService:
@@ -97,7 +89,7 @@ class CallbackService:
         self._templates: ReadCache[JobTemplate] = ReadCache(db, {"job_templates", "inventories"})
 
     async def _template(self, template_ref: str) -> JobTemplate:
-        template_id = parse_template_id(template_ref)
+        template_id = parse_id(template_ref)
         if template_id is None:
             raise NotFound()
         template = await self._templates.get(
@@ -193,8 +185,7 @@ class CallbackService:
     ) -> dict[str, Any]:
         """What the admin GET shows: which host would match this request, and why."""
         template = await self._template(template_ref)
-        if not await self.accounts.has_role(principal, "job_template", template.id, "admin"):
-            raise PermissionDenied()
+        await self.accounts.require_role(principal, "job_template", template.id, "admin")
         if template.inventory_id is None:
             matching: list[str] = []
             remote = {"peer": request.peer, "addresses": [request.peer], "names": []}

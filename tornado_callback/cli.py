@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any
 
 from tornado_callback import __version__
 from tornado_callback.accounts import LOCAL_ADMIN, AccountError
+from tornado_callback.api_values import INT_MAX, api_datetime, parse_id
 from tornado_callback.app import serve
 from tornado_callback.callbacks import simulated_request
 from tornado_callback.config import ConfigError, Settings, build_settings
@@ -51,6 +53,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def object_id(text: str) -> int:
+    """An id argument, bounded as the API bounds ids (argparse turns the error into one line)."""
+    value = parse_id(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (1 to {INT_MAX})")
+    return value
+
+
+def moment(value: dt.datetime | None) -> str:
+    return api_datetime(value, "seconds") or ""
 
 
 def parse_var(text: str) -> tuple[str, Any]:
@@ -159,7 +173,7 @@ async def cmd_jobs_list(services: Services, args: argparse.Namespace) -> int:
     print_table(
         ("ID", "TEMPLATE", "STATUS", "LAUNCH", "LIMIT", "RESOLVED BY", "CREATED"),
         [(j.id, j.job_template_id, j.status, j.launch_type, j.limit, j.resolved_by,
-          j.created.isoformat(timespec="seconds")) for j in jobs],
+          moment(j.created)) for j in jobs],
     )
     print(f"{count} job(s)")
     return 0
@@ -174,9 +188,7 @@ async def cmd_jobs_show(services: Services, args: argparse.Namespace) -> int:
         ("id", job.id), ("name", job.name), ("template", job.job_template_id),
         ("status", job.status), ("launch type", job.launch_type), ("limit", job.limit),
         ("resolved by", job.resolved_by), ("extra vars", json.dumps(job.extra_vars or {})),
-        ("created", job.created.isoformat(timespec="seconds")),
-        ("started", job.started.isoformat(timespec="seconds") if job.started else ""),
-        ("finished", job.finished.isoformat(timespec="seconds") if job.finished else ""),
+        ("created", moment(job.created)), ("started", moment(job.started)), ("finished", moment(job.finished)),
         ("elapsed", f"{job.elapsed:.1f}s"), ("explanation", job.job_explanation),
     ])
     if job.result_stdout:
@@ -189,7 +201,7 @@ async def cmd_attempts(services: Services, args: argparse.Namespace) -> int:
     count, attempts = await services.records.attempts(args.template, page_size=args.limit)
     print_table(
         ("ID", "TIME", "TEMPLATE", "PEER", "CLIENT", "STATUS", "HOST", "JOB", "MESSAGE"),
-        [(a.id, a.created.isoformat(timespec="seconds"), a.job_template_id, a.peer_address,
+        [(a.id, moment(a.created), a.job_template_id, a.peer_address,
           ",".join(a.client_addresses), a.status_code, a.host_name, a.job_id, a.msg)
          for a in attempts],
     )
@@ -329,7 +341,7 @@ def make_parser() -> argparse.ArgumentParser:
                    "ansible-inventory --list JSON from stdin")
     add_sync_flags(p)
     p = command(inventory, "sync", cmd_inventory_sync, "sync an inventory source now")
-    p.add_argument("source_id", type=int)
+    p.add_argument("source_id", type=object_id)
     source = inventory.add_parser("source", help="inventory sources").add_subparsers(
         dest="source_command", required=True, metavar="ACTION")
     p = command(source, "add", cmd_inventory_source_add, "add a source to an inventory")
@@ -380,13 +392,13 @@ def make_parser() -> argparse.ArgumentParser:
         dest="plugins_command", required=True, metavar="ACTION")
     command(plugins, "list", None, "resolvers in run order: name, priority, enabled, source")
     p = command(jobs, "show", cmd_jobs_show, "show one job and its output")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=object_id)
 
     p = command(commands, "worker", None, "run job workers only (no HTTP server), until SIGTERM")
     p.add_argument("--workers", type=int, help="jobs run at once (default 2; env TORNADO_CALLBACK_WORKERS)")
 
     p = command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
-    p.add_argument("--template", type=int)
+    p.add_argument("--template", type=object_id)
     p.add_argument("--limit", type=int, default=50)
     return parser
 

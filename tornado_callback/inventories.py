@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from tornado_callback.api_values import parse_id
 from tornado_callback.index_refresh import IndexRefresher
 from tornado_callback.resolution import HostRef, ResolverChain
 from tornado_callback.store import queries
@@ -155,8 +156,8 @@ class Inventories:
 
 
 async def _by_name_or_id(session: AsyncSession, ref: str) -> Inventory | None:
-    if ref.isdigit():
-        found = await session.get(Inventory, int(ref))
+    if (inventory_id := parse_id(ref)) is not None:
+        found = await session.get(Inventory, inventory_id)
         if found is not None:
             return found
     return await session.scalar(select(Inventory).where(Inventory.name == ref))

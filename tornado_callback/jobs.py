@@ -1,8 +1,8 @@
 """Reading and canceling jobs for the API and the CLI (running them is the executor's job).
 
 Who may see a job: a superuser, or a user with any role on its template
-(``read`` is implied by ``execute`` and ``admin``). Canceling needs
-``execute``, as launching does.
+(``read`` is implied by ``execute`` and ``admin``); to anyone else a job
+does not exist (404). Canceling needs ``execute``, as launching does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from tornado_callback.accounts import Accounts, Principal, roles_granting
-from tornado_callback.errors import NotFound, PermissionDenied, ServiceError
+from tornado_callback.api_values import api_datetime
+from tornado_callback.errors import NotFound, ServiceError
 from tornado_callback.launch import job_url
 from tornado_callback.store import job_queue, queries
 from tornado_callback.store.database import Database
@@ -44,10 +45,6 @@ class JobFilters:
             raise ServiceError.detail(f"launch_type must be one of {', '.join(LAUNCH_TYPES)}.")
 
 
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def job_summary(job: Job) -> dict[str, Any]:
     """A job as API.md section 2 shows it."""
     url = job_url(job.id)
@@ -66,10 +63,10 @@ def job_summary(job: Job) -> dict[str, Any]:
         "launch_type": job.launch_type,
         "limit": job.limit,
         "extra_vars": json.dumps(job.extra_vars or {}),
-        "created": iso(job.created),
-        "modified": iso(job.modified),
-        "started": iso(job.started),
-        "finished": iso(job.finished),
+        "created": api_datetime(job.created),
+        "modified": api_datetime(job.modified),
+        "started": api_datetime(job.started),
+        "finished": api_datetime(job.finished),
         "elapsed": job.elapsed,
         "failed": job.failed,
         "job_explanation": job.job_explanation,
@@ -86,7 +83,7 @@ def event_summary(event: JobEvent) -> dict[str, Any]:
         "stdout": event.stdout,
         "failed": event.failed,
         "changed": event.changed,
-        "created": iso(event.created),
+        "created": api_datetime(event.created),
     }
 
 
@@ -132,12 +129,13 @@ class JobsService:
         return job
 
     async def get_for(self, principal: Principal, job_id: int, role: str = "read") -> Job:
+        """The job, if the caller holds ``role`` on its template (``Accounts.require_role``)."""
         job = await self.get(job_id)
-        if not principal.is_superuser and (
-            job.job_template_id is None
-            or not await self.accounts.has_role(principal, "job_template", job.job_template_id, role)
-        ):
-            raise PermissionDenied()
+        if principal.is_superuser:
+            return job
+        if job.job_template_id is None:  # its template is gone, and every role on it
+            raise NotFound()
+        await self.accounts.require_role(principal, "job_template", job.job_template_id, role)
         return job
 
     async def events(self, job_id: int) -> Iterable[JobEvent]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tornado_callback.api_values import parse_id
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import JobTemplate
 
@@ -73,9 +74,9 @@ class Templates:
 
     async def get(self, ref: str) -> JobTemplate | None:
         """A template by id or name."""
-        if ref.isdigit():
+        if (template_id := parse_id(ref)) is not None:
             async with self.db.session() as session:
-                found = await session.get(JobTemplate, int(ref))
+                found = await session.get(JobTemplate, template_id)
             if found is not None:
                 return found
         return await self.by_name(ref)

@@ -35,12 +35,13 @@ from tornado_callback.admin.template_actions import (
     LAUNCHED_SCHEMA,
     SURVEY_SPEC_SCHEMA,
 )
+from tornado_callback.api_values import DEFAULT_PAGE_SIZE, INT_MAX, MAX_PAGE, MAX_PAGE_SIZE, MAX_SEARCH_LENGTH
 
 ASSOCIATION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id"],
-    "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "properties": {"id": {"type": "integer", "minimum": 1, "maximum": INT_MAX},
                    "disassociate": {"type": "boolean"}},
 }
 
@@ -121,9 +122,17 @@ def _membership(spec: Membership) -> Endpoint:
 
 
 PAGE_PARAMETERS: tuple[dict[str, Any], ...] = (
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
-    {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+    {"name": "page_size", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}},
 )
+
+
+def search_parameter(description: str) -> dict[str, Any]:
+    return {"name": "search", "in": "query", "description": description,
+            "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH}}
+
+
 CALLBACK_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["host_config_key"],
@@ -170,7 +179,7 @@ def public_endpoints() -> list[Endpoint]:
             Operation("GET", "Which host this request (or a simulated one) would match, and why "
                       "(template admin role)", 200, response=CALLBACK_EXPLAINED, parameters=(
                           *PAGE_PARAMETERS,
-                          {"name": "search", "in": "query", "schema": {"type": "string"}},
+                          search_parameter("Case-insensitive substring of the matching hosts' names"),
                           {"name": "address", "in": "query", "schema": {"type": "string"},
                            "description": "Evaluate as if the TCP peer were this IP address."},
                           {"name": "header", "in": "query", "description": "Name: value, repeatable",

@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado_callback.api_values import INT_MAX, api_datetime
 from tornado_callback.errors import ServiceError
 from tornado_callback.extra_vars import ExtraVarsError, parse_variables
 
-# PostgreSQL's integer columns are 32-bit; a larger number must be a 400, not a DataError.
-INT_MAX = 2**31 - 1
 ENCRYPTED = "$encrypted$"
 
 
@@ -259,7 +258,7 @@ class DateTime(Field):
     read_only: bool = True
 
     def render(self, value: dt.datetime | None) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if value else None
+        return api_datetime(value)
 
     def value_schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "date-time", "nullable": True}

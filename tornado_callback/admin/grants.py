@@ -13,7 +13,6 @@ from sqlalchemy import delete, func, select
 
 from tornado_callback.accounts import ROLE_IMPLIES, Principal
 from tornado_callback.admin.fields import (
-    INT_MAX,
     DateTime,
     Invalid,
     String,
@@ -21,6 +20,7 @@ from tornado_callback.admin.fields import (
 )
 from tornado_callback.admin.resource import RoleScoped
 from tornado_callback.admin.service import AdminService, ListQuery, Page
+from tornado_callback.api_values import INT_MAX
 from tornado_callback.errors import ServiceError
 from tornado_callback.store import queries
 from tornado_callback.store.models import RoleAssignment, User

@@ -11,11 +11,11 @@ from typing import Any
 
 from tornado_callback import __version__
 from tornado_callback.admin.catalog import RESOURCES
-from tornado_callback.admin.endpoints import PAGE_PARAMETERS, Endpoint, Operation
-from tornado_callback.admin.fields import INT_MAX, Variables
+from tornado_callback.admin.endpoints import PAGE_PARAMETERS, Endpoint, Operation, search_parameter
+from tornado_callback.admin.fields import Variables
 from tornado_callback.admin.resource import Resource
 from tornado_callback.admin.service import timestamps
-from tornado_callback.handlers.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tornado_callback.api_values import INT_MAX
 
 ERROR = {"description": "An error: {\"detail\": ...} or {\"field\": [messages]}",
          "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -60,11 +60,8 @@ def schema_of(value: dict[str, Any] | str) -> dict[str, Any]:
 def list_parameters(resource: Resource) -> list[dict[str, Any]]:
     orders = [p + name for name in resource.order_fields for p in ("", "-")]
     params = [
-        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": INT_MAX}},
-        {"name": "page_size", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}},
-        {"name": "search", "in": "query", "description": "Case-insensitive substring of "
-         + ", ".join(resource.search_fields), "schema": {"type": "string"}},
+        *PAGE_PARAMETERS,
+        search_parameter("Case-insensitive substring of " + ", ".join(resource.search_fields)),
         {"name": "order_by", "in": "query", "schema": {"type": "string", "enum": orders}},
     ]
     for name in resource.filter_fields:

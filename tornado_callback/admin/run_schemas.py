@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tornado_callback.admin.fields import INT_MAX
+from tornado_callback.api_values import INT_MAX
 from tornado_callback.jobs import LAUNCH_TYPES
 from tornado_callback.store.models import JOB_STATUSES
 

@@ -109,13 +109,10 @@ class AdminService:
     async def visible_object(
         self, session: AsyncSession, resource: Resource, principal: Principal, obj_id: int, action: str = "read"
     ) -> Any:
-        """The object, or 404 when the caller cannot see it, or 403 when it may see but not ``action``."""
+        """The object, or 404 when the caller cannot see it (as if it did not exist: ids cannot
+        be probed), or 403 when it may see but not ``action``."""
         obj = await session.get(resource.model, obj_id)
-        if obj is None:
-            raise NotFound()
-        if not await resource.access.allowed(session, principal, obj, "read"):
-            if not resource.access.lists(principal):
-                raise PermissionDenied()
+        if obj is None or not await resource.access.allowed(session, principal, obj, "read"):
             raise NotFound()
         if action != "read" and not await resource.access.allowed(session, principal, obj, action):
             raise PermissionDenied()

@@ -15,12 +15,11 @@ from urllib.parse import urlencode
 import tornado.web
 
 from tornado_callback.admin.endpoints import Endpoint, api_endpoints
-from tornado_callback.admin.fields import INT_MAX, Invalid, integer_text
 from tornado_callback.admin.grants import change_role, list_roles
 from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
 from tornado_callback.admin.service import AdminService, ListQuery, Page
-from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
+from tornado_callback.errors import ServiceError
 from tornado_callback.handlers.base import (
     APIError,
     APIHandler,
@@ -64,16 +63,6 @@ class AdminHandler(APIHandler):
         except ServiceError as e:
             raise APIError.from_service(e) from e
 
-    def object_id(self, text: str) -> int:
-        """An id from the path; anything that cannot be one is simply not found."""
-        try:
-            value = integer_text(text)
-        except Invalid:
-            value = 0
-        if not 0 < value <= INT_MAX:
-            raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        return value
-
     def json_body(self) -> Any:
         if not self.request.body:
             return {}
@@ -89,7 +78,7 @@ class AdminHandler(APIHandler):
         return ListQuery(
             page=page,
             page_size=page_size,
-            search=self.get_query_argument("search", "") or "",
+            search=self.search_argument(),
             order_by=self.get_query_argument("order_by", "") or "",
             filters={name: self.get_query_argument(name) or ""
                      for name in self.request.query_arguments if name not in LIST_ARGUMENTS},

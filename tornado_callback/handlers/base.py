@@ -12,13 +12,19 @@ import orjson
 import tornado.web
 
 from tornado_callback.accounts import Principal
+from tornado_callback.api_values import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_LENGTH,
+    bounded_int,
+    parse_id,
+)
 from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND, DETAIL_UNAUTHENTICATED, ServiceError
 from tornado_callback.services import Services
 
 REALM = 'Basic realm="tornado-callback"'
 IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
-MAX_PAGE_SIZE = 200
-DEFAULT_PAGE_SIZE = 25
 # Answers are written by orjson: an explanation took the standard library
 # 17 us and orjson 2 (README, "Benchmark"). Datetimes go through ``str`` as
 # before (orjson would write them with a "T"); what orjson refuses (integers
@@ -136,22 +142,34 @@ class APIHandler(tornado.web.RequestHandler):
                                  else "Invalid username/password."})
         return principal
 
-    def int_argument(self, name: str, default: int, low: int, high: int | None = None) -> int:
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_query_argument(name, None)
         if raw is None:
             return default
-        # Length first: Python refuses to convert thousands of digits (a 500).
-        if len(raw) > 18 or not raw.isascii() or not raw.isdigit() or (value := int(raw)) < low or (
-            high is not None and value > high
-        ):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise bad_request(f"{name} must be an integer {bounds}.")
+        value = bounded_int(raw, low, high)
+        if value is None:
+            raise bad_request(f"{name} must be an integer between {low} and {high}.")
         return value
 
     def page_arguments(self) -> tuple[int, int]:
         """The ``page`` and ``page_size`` query arguments, checked."""
-        return (self.int_argument("page", 1, 1),
+        return (self.int_argument("page", 1, 1, MAX_PAGE),
                 self.int_argument("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE))
+
+    def search_argument(self) -> str:
+        """The ``search`` query argument ("" without one), checked."""
+        search = self.get_query_argument("search", "") or ""
+        if len(search) > MAX_SEARCH_LENGTH:
+            raise bad_request(f"search must be at most {MAX_SEARCH_LENGTH} characters.")
+        return search
+
+    @staticmethod
+    def object_id(text: str) -> int:
+        """An id from the path; one no row can have is simply not found."""
+        value = parse_id(text)
+        if value is None:
+            raise APIError(404, {"detail": DETAIL_NOT_FOUND})
+        return value
 
     @staticmethod
     def paginate(items: Sequence[Any], page: int, page_size: int) -> list[Any]:

@@ -81,7 +81,7 @@ class CallbackHandler(APIHandler):
     async def get(self, template_id: str) -> None:
         principal = await self.authenticated_user()
         request = self._evaluated_request()
-        search = (self.get_query_argument("search", "") or "").lower()
+        search = self.search_argument().lower()
         page, page_size = self.page_arguments()  # checked before any work
         try:
             explanation = await self.services.callbacks.explain(template_id, principal, request)

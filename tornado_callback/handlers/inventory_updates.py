@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tornado_callback.callbacks import parse_template_id as parse_id
-from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND
+from tornado_callback.accounts import Principal
+from tornado_callback.api_values import api_datetime
+from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
 from tornado_callback.handlers.base import APIError, APIHandler
 
 
@@ -25,10 +26,10 @@ def update_view(update: Any, inventory_id: int) -> dict[str, Any]:
         "status": update.status,
         "failed": update.status in ("failed", "error"),
         "launch_type": update.launch_type,
-        "created": update.created,
-        "modified": update.modified,
-        "started": update.started,
-        "finished": update.finished,
+        "created": api_datetime(update.created),
+        "modified": api_datetime(update.modified),
+        "started": api_datetime(update.started),
+        "finished": api_datetime(update.finished),
         "elapsed": round((update.finished - update.started).total_seconds(), 3)
         if update.started and update.finished else 0.0,
         "hosts_added": update.hosts_added,
@@ -39,15 +40,23 @@ def update_view(update: Any, inventory_id: int) -> dict[str, Any]:
     }
 
 
-class InventorySourceUpdateHandler(APIHandler):
+class SyncHandler(APIHandler):
+    """Sources and their updates belong to an inventory: without a role on it they do not exist (404)."""
+
+    async def require_inventory_role(self, principal: Principal, inventory_id: int, role: str) -> None:
+        try:
+            await self.services.accounts.require_role(principal, "inventory", inventory_id, role)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+
+
+class InventorySourceUpdateHandler(SyncHandler):
     async def _source(self, source_ref: str) -> Any:
         principal = await self.authenticated_user()
-        source_id = parse_id(source_ref)
-        source = await self.services.inventory_sync.get_source(source_id) if source_id else None
+        source = await self.services.inventory_sync.get_source(self.object_id(source_ref))
         if source is None:
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        if not await self.services.accounts.has_role(principal, "inventory", source.inventory_id, "admin"):
-            raise APIError(403, {"detail": DETAIL_FORBIDDEN})
+        await self.require_inventory_role(principal, source.inventory_id, "admin")
         return source
 
     async def get(self, source_ref: str) -> None:
@@ -63,14 +72,12 @@ class InventorySourceUpdateHandler(APIHandler):
         )
 
 
-class InventoryUpdateHandler(APIHandler):
+class InventoryUpdateHandler(SyncHandler):
     async def get(self, update_ref: str) -> None:
         principal = await self.authenticated_user()
-        update_id = parse_id(update_ref)
-        update = await self.services.inventory_sync.get_update(update_id) if update_id else None
+        update = await self.services.inventory_sync.get_update(self.object_id(update_ref))
         source = await self.services.inventory_sync.get_source(update.inventory_source_id) if update else None
         if update is None or source is None:
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        if not await self.services.accounts.has_role(principal, "inventory", source.inventory_id, "read"):
-            raise APIError(403, {"detail": DETAIL_FORBIDDEN})
+        await self.require_inventory_role(principal, source.inventory_id, "read")
         self.write_json(update_view(update, source.inventory_id))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado_callback.callbacks import parse_template_id
-from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
+from tornado_callback.api_values import parse_id
+from tornado_callback.errors import ServiceError
 from tornado_callback.handlers.base import (
     APIError,
     APIHandler,
@@ -21,14 +21,6 @@ from tornado_callback.jobs import (
 )
 
 
-def parse_job_id(text: str) -> int:
-    # Same rule as template ids: what cannot be a row id is simply not found.
-    job_id = parse_template_id(text)
-    if job_id is None:
-        raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-    return job_id
-
-
 class JobsHandler(APIHandler):
     @property
     def jobs(self) -> JobsService:
@@ -37,7 +29,7 @@ class JobsHandler(APIHandler):
     async def _job(self, job_id: str, role: str = "read") -> Any:
         principal = await self.authenticated_user()
         try:
-            return await self.jobs.get_for(principal, parse_job_id(job_id), role)
+            return await self.jobs.get_for(principal, self.object_id(job_id), role)
         except ServiceError as e:
             raise APIError.from_service(e) from e
 
@@ -47,7 +39,7 @@ class JobListHandler(JobsHandler):
         principal = await self.authenticated_user()
         page, page_size = self.page_arguments()
         template = self.get_query_argument("job_template", None)
-        template_id = parse_template_id(template) if template is not None else None
+        template_id = parse_id(template) if template is not None else None
         if template is not None and template_id is None:
             raise bad_request("job_template must be a template id.")
         filters = JobFilters(
@@ -107,7 +99,7 @@ class JobCancelHandler(JobsHandler):
     async def post(self, job_id: str) -> None:
         principal = await self.authenticated_user()
         try:
-            await self.jobs.cancel(principal, parse_job_id(job_id))
+            await self.jobs.cancel(principal, self.object_id(job_id))
         except ServiceError as e:
             raise APIError.from_service(e) from e
         # AWX answers an accepted cancel with 202 and no body.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,7 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
@@ -22,6 +25,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # lookups in a large inventory otherwise spend their time copying pages in.
 SQLITE_MMAP_BYTES = 1 << 30
 
+# SQLite would create the file 0644 (less the umask), readable by every local user:
+# password hashes, tokens' hashes and the audit trail are in it. Its -wal and -shm
+# files take the database file's mode.
+PRIVATE_FILE_MODE = 0o600
+
+log = logging.getLogger("tornado_callback.store")
 P = ParamSpec("P")
 T = TypeVar("T")
 Work = Callable[Concatenate[Connection, P], T]
@@ -45,6 +54,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
+
+
+def _create_private_file(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """Create the database file, readable by its owner only, just before SQLite would."""
+    path = cargs[0] if cargs else ""
+    if not path or path == ":memory:" or cparams.get("uri"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except OSError:
+        pass  # it exists (and keeps its mode), or SQLite says in its own words why it cannot open it
+
+
+def _warn_if_others_may_read(url: str) -> None:
+    """An existing file keeps the mode it has (its owner may have chosen it, for a backup
+    user's group say): changing it behind the administrator's back could break that, so
+    a file others may read is named in a warning instead."""
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # not there yet: it is created private
+        return
+    if mode & 0o077:
+        log.warning("the database file %s (and its -wal, -shm) may be read by other users (mode %04o): "
+                    "chmod 600 them", path, mode)
 
 
 def _sqlite_explicit_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -71,6 +107,7 @@ def make_sync_sqlite_engine(url: str) -> Engine:
     """The plain pysqlite engine behind ``Database.read``/``write`` on SQLite."""
     engine = create_engine(url.replace("sqlite+aiosqlite://", "sqlite://", 1),
                            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "do_connect", _create_private_file)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "connect", _sqlite_explicit_transactions)
     event.listen(engine, "begin", _sqlite_begin)
@@ -80,6 +117,7 @@ def make_sync_sqlite_engine(url: str) -> Engine:
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "do_connect", _create_private_file)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -107,6 +145,7 @@ class Database:
         self.is_postgresql = self.engine.dialect.name == "postgresql"
         if self.is_postgresql:
             return
+        _warn_if_others_may_read(url)
         self._sync_engine = make_sync_sqlite_engine(url)
         # Reads run in autocommit: each statement sees what was committed before it.
         self._reader = SQLiteWorker(self._sync_engine, "sqlite-read", writer=False)
