@@ -83,18 +83,24 @@ def test_demo_callback_runs_the_playbook_in_the_sandbox(tmp_path, started):
     assert f"job {job['job']} finished: successful after" in serve.output
 
 
-def test_demo_without_bubblewrap_says_its_jobs_run_unsandboxed(tmp_path):
-    server = ServerProcess("--demo", cwd=tmp_path, TORNADO_CALLBACK_BWRAP=str(tmp_path / "no-bwrap"), **POLL)
+def demo_run(workdir: Path, **env: str) -> str:
+    """``serve --demo`` with ``env``: one callback, its job run to success; what the server printed."""
+    server = ServerProcess("--demo", cwd=workdir, **env, **POLL)
     try:
         server.wait_for("See what the job did")
         callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", server.output)
         job = post_callback(callback.group(2), json.loads(callback.group(1))["host_config_key"])
-        wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the job to finish")
+        wait_for(lambda: job_status(workdir, job["job"]) == "successful", what="the job to finish")
     finally:
         assert server.stop() == 0, server.output
-    assert "NOTE: the demo's jobs run WITHOUT the sandbox, because job isolation needs bubblewrap" in server.output
-    assert "apt-get install bubblewrap" in server.output
-    assert "without the sandbox" in server.output  # the job's start in the log says so too
+    return server.output
+
+
+def test_demo_without_bubblewrap_says_its_jobs_run_unsandboxed(tmp_path):
+    output = demo_run(tmp_path, TORNADO_CALLBACK_BWRAP=str(tmp_path / "no-bwrap"))
+    assert "NOTE: the demo's jobs run WITHOUT the sandbox, because job isolation needs bubblewrap" in output
+    assert "apt-get install bubblewrap" in output
+    assert "without the sandbox" in output  # the job's start in the log says so too
 
 
 def test_serve_refuses_to_run_jobs_without_bubblewrap(tmp_path):
@@ -106,17 +112,10 @@ def test_serve_refuses_to_run_jobs_without_bubblewrap(tmp_path):
         "bubblewrap), or set TORNADO_CALLBACK_JOB_ISOLATION=off to run playbooks without a sandbox"]
 
 
-def test_isolation_turned_off_runs_jobs_with_a_warning(tmp_path, started):
-    server = ServerProcess("--demo", cwd=tmp_path, TORNADO_CALLBACK_JOB_ISOLATION="off", **POLL)
-    try:
-        server.wait_for("See what the job did")
-        callback = re.search(r"-d '(\{.*?\})' (http://\S+/callback/)", server.output)
-        job = post_callback(callback.group(2), json.loads(callback.group(1))["host_config_key"])
-        wait_for(lambda: job_status(tmp_path, job["job"]) == "successful", what="the job to finish")
-    finally:
-        assert server.stop() == 0, server.output
-    assert "job isolation is off (TORNADO_CALLBACK_JOB_ISOLATION=off)" in server.output
-    assert "WITHOUT the sandbox" not in server.output  # the admin chose it; no demo excuse needed
+def test_isolation_turned_off_runs_jobs_with_a_warning(tmp_path):
+    output = demo_run(tmp_path, TORNADO_CALLBACK_JOB_ISOLATION="off")
+    assert "job isolation is off (TORNADO_CALLBACK_JOB_ISOLATION=off)" in output
+    assert "WITHOUT the sandbox" not in output  # the admin chose it; no demo excuse needed
 
 
 def test_no_worker_serve_leaves_jobs_to_a_worker_process(tmp_path, started):
