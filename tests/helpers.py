@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,11 +41,12 @@ def free_port() -> int:
 
 
 class CliProcess:
-    """``tornado-callback ARGS`` in a subprocess; collects what it prints."""
+    """``tornado-callback ARGS`` in a subprocess (run by ``wrapper``, e.g. ``prlimit ...``); collects
+    what it prints."""
 
-    def __init__(self, *args: str, cwd: Path, **env: str) -> None:
+    def __init__(self, *args: str, cwd: Path, wrapper: Sequence[str] = (), **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tornado_callback", *args],
+            [*wrapper, sys.executable, "-m", "tornado_callback", *args],
             cwd=cwd, env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self.output = ""
@@ -84,9 +86,9 @@ class CliProcess:
 class ServerProcess(CliProcess):
     """``tornado-callback serve`` on a free port."""
 
-    def __init__(self, *args: str, cwd: Path, **env: str) -> None:
+    def __init__(self, *args: str, cwd: Path, wrapper: Sequence[str] = (), **env: str) -> None:
         self.port = free_port()
-        super().__init__("serve", "--port", str(self.port), *args, cwd=cwd, **env)
+        super().__init__("serve", "--port", str(self.port), *args, cwd=cwd, wrapper=wrapper, **env)
 
     @property
     def base_url(self) -> str:

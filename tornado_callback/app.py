@@ -13,10 +13,10 @@ from collections.abc import Callable
 from socket import socket
 
 import tornado.web
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
 from tornado_callback.executor import start_workers
 from tornado_callback.handlers.admin import api_routes
 from tornado_callback.handlers.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
@@ -54,23 +54,31 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.certfile:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.certfile, settings.keyfile)
+    try:
+        context.load_cert_chain(settings.certfile, settings.keyfile)
+    except OSError as e:  # ssl.SSLError is one too
+        files = " and ".join(filter(None, (settings.certfile, settings.keyfile)))
+        raise ConfigError(f"cannot load the TLS certificate from {files}: {e.strerror or e}") from e
     return context
 
 
-def make_server(services: Services) -> HTTPServer:
-    return http_server(make_app(services), services.settings)
+def make_server(services: Services) -> CappedHTTPServer:
+    return http_server(make_app(services), services.settings, ssl_context(services.settings))
 
 
-def http_server(app: tornado.web.Application, settings: Settings) -> HTTPServer:
+def http_server(app: tornado.web.Application, settings: Settings, tls: ssl.SSLContext | None) -> CappedHTTPServer:
     # xheaders=False: Tornado's xheaders trusts X-Forwarded-For from anyone;
     # the x_forwarded_for resolver trusts it only from configured proxies.
-    return HTTPServer(
+    return CappedHTTPServer(
         app,
         xheaders=False,
-        ssl_options=ssl_context(settings),
+        ssl_options=tls,
         max_body_size=settings.max_body_size,
         chunk_size=READ_CHUNK_BYTES,
+        idle_connection_timeout=settings.header_timeout,  # Tornado's name for the headers' timeout
+        body_timeout=settings.body_timeout,
+        idle_timeout=settings.idle_timeout,
+        max_connections=connection_cap(settings.max_connections),
     )
 
 
@@ -78,13 +86,15 @@ def serve(
     settings: Settings, sandbox: Sandbox | None, *, on_ready: Callable[[Services], object] | None = None
 ) -> None:
     """Bind, fork if asked, and serve until SIGTERM or SIGINT; jobs run in ``sandbox`` (sandbox.job_sandbox)."""
+    tls = ssl_context(settings)
+    raise_descriptor_limit()
     try:
         sockets = bind_sockets(settings.port, settings.host)
     except OSError as e:
         raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}") from e
     processes = settings.processes if settings.processes > 0 else (os.cpu_count() or 1)
     index = fork_children(processes) if processes > 1 else 0
-    asyncio.run(_serve(settings, sandbox, sockets, on_ready if index == 0 else None))
+    asyncio.run(_serve(settings, sandbox, sockets, tls, on_ready if index == 0 else None))
 
 
 def fork_children(count: int) -> int:
@@ -119,7 +129,11 @@ def fork_children(count: int) -> int:
 
 
 async def _serve(
-    settings: Settings, sandbox: Sandbox | None, sockets: list[socket], on_ready: Callable[[Services], object] | None
+    settings: Settings,
+    sandbox: Sandbox | None,
+    sockets: list[socket],
+    tls: ssl.SSLContext | None,
+    on_ready: Callable[[Services], object] | None,
 ) -> None:
     services = await Services.start(settings, upgrade=False)
     try:
@@ -130,7 +144,7 @@ async def _serve(
         raise
     services.refresher.start()
     app = make_app(services)
-    server = http_server(app, settings)
+    server = http_server(app, settings, tls)
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,7 +161,7 @@ async def _serve(
     # first, so that no garbage of the start is kept for good.
     gc.collect()
     gc.freeze()
-    log.info("serving on %s:%s", settings.host, settings.port)
+    log.info("serving on %s:%s, at most %d connections at once", settings.host, settings.port, server.max_connections)
     try:
         await stop.wait()
     finally:

@@ -69,6 +69,17 @@ class Settings:
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     # Largest request body accepted, in bytes (API.md: default 1 MiB).
     max_body_size: int = 1024 * 1024
+    # Seconds a connection may take to send a request's headers, then its body
+    # (Tornado would wait an hour for headers: a slow client held a descriptor
+    # that long). A kept-alive connection may wait idle_timeout for its next
+    # request: longer than nginx's upstream keepalive_timeout (60 s), so that a
+    # proxy never sends a request on a connection closing under it.
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 75.0
+    # Connections open at once in each process (0: as many as its descriptor
+    # limit allows, less what the rest of the server needs; connections.py).
+    max_connections: int = 0
     # Default time a resolver may take before it becomes a `timeout` trace entry.
     resolver_timeout: float = 5.0
     # Failures allowed per window before 429 (ratelimit.py): wrong keys per client
@@ -234,6 +245,10 @@ def build_settings(**flags: Any) -> Settings:
         "certfile": str,
         "keyfile": str,
         "max_body_size": int,
+        "header_timeout": float,
+        "body_timeout": float,
+        "idle_timeout": float,
+        "max_connections": int,
         "resolver_timeout": float,
         "bad_key_limit": int,
         "bad_key_template_limit": int,
@@ -265,12 +280,18 @@ def build_settings(**flags: Any) -> Settings:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
     for name, low in (("workers", 0), ("processes", 0), ("bad_key_limit", 1), ("bad_key_template_limit", 1),
-                      ("login_user_limit", 1), ("login_address_limit", 1)):
+                      ("login_user_limit", 1), ("login_address_limit", 1), ("max_connections", 0)):
         if values.get(name, low) < low:
             raise ConfigError(f"{name} must be at least {low}")
-    for name in ("job_poll_interval", "job_lease_seconds", "bad_key_window", "login_window"):
+    for name in ("job_poll_interval", "job_lease_seconds", "bad_key_window", "login_window",
+                 "header_timeout", "body_timeout", "idle_timeout"):
         if values.get(name, 1.0) <= 0:
             raise ConfigError(f"{name} must be a positive number of seconds")
+    # Out of range, the port was taken modulo 65536 (99999 listened on 34463).
+    if not 1 <= values.get("port", defaults.port) <= 65535:
+        raise ConfigError(f"port {values['port']} is not a TCP port (1 to 65535)")
+    if values.get("keyfile") and not values.get("certfile"):
+        raise ConfigError("a keyfile without a certfile: give the TLS certificate too (--certfile)")
     values["database_url"] = normalise_database_url(values.get("database_url", defaults.database_url))
     plugins_path = flags.get("plugins") or env_value("plugins")
     values["plugins"] = load_plugins_config(Path(plugins_path) if plugins_path else None)

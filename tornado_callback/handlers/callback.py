@@ -19,7 +19,11 @@ DISCARD_CAP = 64 * 1024 * 1024
 
 @tornado.web.stream_request_body
 class CallbackHandler(APIHandler):
+    # Set from the headers until the body is complete (``post`` runs then).
+    _awaiting_body = False
+
     def prepare(self) -> Awaitable[None] | None:
+        self._awaiting_body = self.request.method == "POST"
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_large = False
@@ -62,7 +66,15 @@ class CallbackHandler(APIHandler):
         )
 
     async def post(self, template_id: str) -> None:
+        self._awaiting_body = False
         await self._launch(template_id)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        # A request cut off while its body streams in (the body timeout, a client
+        # gone) never runs, so never finishes: a stopping server must not wait for it.
+        if self._awaiting_body:
+            self.on_finish()
 
     async def _launch(self, template_id: str) -> None:
         if self._too_large:
