@@ -310,7 +310,8 @@ async def test_survey_password_defaults_are_never_shown(services, fetch, root):
     _, launched = await call(fetch, "POST", f"{API}/job_templates/{world.template}/launch/", root, {})
     async with services.db.session() as session:
         job = await session.get(Job, launched["job"])
-    assert job.extra_vars == {"db_password": "hunter2"}
+    # The run gets the default; the job shows it as AWX does.
+    assert (job.launch_vars, job.extra_vars) == ({"db_password": "hunter2"}, {"db_password": "$encrypted$"})
 
 
 async def test_survey_password_defaults_are_stored_encrypted_and_reach_callback_jobs(services, fetch, root):
@@ -327,7 +328,8 @@ async def test_survey_password_defaults_are_stored_encrypted_and_reach_callback_
     assert response.code == 202
     async with services.db.session() as session:
         job = await session.get(Job, json.loads(response.body)["job"])
-    assert (job.launch_type, job.extra_vars) == ("callback", {"db_password": "hunter2"})
+    assert (job.launch_type, job.launch_vars, job.extra_vars) == (
+        "callback", {"db_password": "hunter2"}, {"db_password": "$encrypted$"})
     status, body = await call(fetch, "POST", template + "survey_spec/", root,
                               {"spec": [{**question, "default": 7}]})
     assert (status, body) == (400, {"spec": ["question 1: a password question's 'default' must be a string."]})
