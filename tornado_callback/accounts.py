@@ -15,12 +15,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tornado_callback.errors import NotFound, PermissionDenied
+from tornado_callback.ratelimit import FailureLimiter
 from tornado_callback.read_cache import ReadCache
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
@@ -32,6 +34,9 @@ ROLE_IMPLIES = {
     "job_template": {"admin": {"admin", "execute", "read"}, "execute": {"execute", "read"}, "read": {"read"}},
     "inventory": {"admin": {"admin", "use", "read"}, "use": {"use", "read"}, "read": {"read"}},
 }
+
+
+MAX_USERNAME = 150  # the users table's limit
 
 
 def roles_granting(resource_type: str, role: str) -> frozenset[str]:
@@ -67,9 +72,11 @@ def new_token() -> tuple[str, str]:
 
 
 class Accounts:
-    def __init__(self, db: Database, cache_seconds: float = 60.0) -> None:
+    def __init__(self, db: Database, limiter: FailureLimiter, cache_seconds: float = 60.0) -> None:
         self.db = db
+        self.limiter = limiter
         self.hasher = PasswordHasher()
+        self._dummy: str | None = None
         self.cache_seconds = cache_seconds
         # digest of verified "user:password" -> (principal, expiry). The digest
         # is keyed with a per-process secret so the cache holds no usable secret.
@@ -88,8 +95,8 @@ class Accounts:
             return False
 
     async def create_user(self, username: str, password: str | None, superuser: bool = False) -> User:
-        if not username or len(username) > 150:
-            raise AccountError("a user name must be 1 to 150 characters")
+        if not username or len(username) > MAX_USERNAME:
+            raise AccountError(f"a user name must be 1 to {MAX_USERNAME} characters")
         async with self.db.session() as session:
             if await queries.user_by_name(session, username) is not None:
                 raise AccountError(f"user {username!r} already exists")
@@ -139,43 +146,65 @@ class Accounts:
                 ))
                 await session.commit()
 
-    async def authenticate(self, authorization: str | None) -> Principal | None:
-        """The principal of an ``Authorization`` header (Basic or Bearer), or None."""
+    async def authenticate(
+        self, authorization: str | None, client_address: Callable[[], str] | None = None
+    ) -> Principal | None:
+        """The principal of an ``Authorization`` header (Basic or Bearer), or None.
+
+        Raises TooManyRequests past a limit on failed logins (ratelimit.py): per
+        user name and, over HTTP, per ``client_address()``, asked only for a
+        password (a token, 256 random bits, cannot be guessed).
+        """
         if not authorization:
             return None
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         credentials = credentials.strip()
         if scheme == "basic":
-            return await self._basic(credentials)
+            return await self._basic(credentials, client_address)
         if scheme == "bearer" and credentials:
             return await self._bearer(credentials)
         return None
 
-    async def _basic(self, credentials: str) -> Principal | None:
+    async def _basic(self, credentials: str, client_address: Callable[[], str] | None) -> Principal | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return None
         username, sep, password = decoded.partition(":")
-        if not sep:
-            return None
-        digest = hmac.new(self._cache_key, decoded.encode(), hashlib.sha256).digest()
-        cached = self._verified.get(digest)
-        now = time.monotonic()
-        if cached and cached[1] > now:
-            return cached[0]
-        async with self.db.session() as session:
-            user = await queries.user_by_name(session, username)
-        if user is None or not user.password_hash:
-            return None
-        if not await self._verify(user.password_hash, password):
-            return None
+        if not sep or len(username) > MAX_USERNAME:
+            return None  # no user has that name: there is nothing to guess
+        limits = self.limiter.limits
+        subjects = [(limits.login_per_user, username)]
+        if client_address is not None:
+            subjects.append((limits.login_per_address, client_address()))
+        # Checked before the cache too: past the limit, no answer may tell a right password from a wrong one.
+        async with self.limiter.attempt(subjects) as login:
+            digest = hmac.new(self._cache_key, decoded.encode(), hashlib.sha256).digest()
+            cached = self._verified.get(digest)
+            now = time.monotonic()
+            if cached and cached[1] > now:
+                return cached[0]
+            async with self.db.session() as session:
+                user = await queries.user_by_name(session, username)
+            stored = user.password_hash if user is not None else None
+            # A user name that does not exist (or has no password) costs what a wrong password
+            # costs: answering at once would tell which names exist.
+            verified = await self._verify(stored or await self._dummy_hash(), password)
+            if user is None or not stored or not verified:
+                login.failed()
+                return None
         principal = Principal(user.id, user.username, user.is_superuser)
         if len(self._verified) > 10_000:
             self._verified.clear()
         self._verified[digest] = (principal, now + self.cache_seconds)
         return principal
+
+    async def _dummy_hash(self) -> str:
+        """A hash of a password no one knows, made as the users' are, to verify unknown users against."""
+        if self._dummy is None:
+            self._dummy = await self.hash_password(secrets.token_urlsafe(32))
+        return self._dummy
 
     async def _bearer(self, token: str) -> Principal | None:
         digest = token_hash(token)

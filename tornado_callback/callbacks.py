@@ -1,6 +1,7 @@
 """The provisioning callback: from a POST to a committed job, and the admin's explanation.
 
-Order of checks (API.md section 1): unknown template 404, rate limit 429, body
+Order of checks (API.md section 1): unknown template 404, rate limit 429 (too
+many wrong keys from the client or for the template: ratelimit.py), body
 400/413/415, key 403, no inventory 400, matching 400, launch checks 400, then
 202. Every POST leaves one audit record, whatever its answer.
 """
@@ -23,7 +24,6 @@ from tornado_callback.errors import (
     NotFound,
     PermissionDenied,
     ServiceError,
-    TooManyRequests,
 )
 from tornado_callback.inventories import Inventories
 from tornado_callback.inventory_sync import InventorySync
@@ -35,7 +35,7 @@ from tornado_callback.launch import (
     LaunchService,
     job_url,
 )
-from tornado_callback.ratelimit import BadKeyLimiter
+from tornado_callback.ratelimit import FailureLimiter
 from tornado_callback.read_cache import ReadCache
 from tornado_callback.resolution import (
     CallbackRequest,
@@ -76,7 +76,7 @@ class CallbackService:
         inventories: Inventories,
         launcher: LaunchService,
         accounts: Accounts,
-        limiter: BadKeyLimiter,
+        limiter: FailureLimiter,
         inventory_sync: InventorySync,
     ) -> None:
         self.db = db
@@ -128,22 +128,27 @@ class CallbackService:
     ) -> Accepted:
         template = await self._template(template_ref)
         attempt["job_template_id"] = template.id
-        retry_after = self.limiter.retry_after(peer)
-        if retry_after is not None:
-            raise TooManyRequests(retry_after)
-        if body.error is not None:
-            raise body.error
-        if not key_matches(template.host_config_key, body.fields.get(KEY_FIELD)):
-            self.limiter.record_failure(peer)
-            raise PermissionDenied()
-        if template.inventory_id is None:
-            raise CallbackRefused(MSG_NO_INVENTORY)
-
         request = CallbackRequest(
             peer=peer,
             headers=headers,
             body={k: v for k, v in body.fields.items() if k != KEY_FIELD},
         )
+        # Wrong keys count against the client (behind a trusted proxy: the one it
+        # names, not the proxy) and against the template, whatever the address.
+        client = self.chain.client_address(request)
+        attempt["client_addresses"] = [client]
+        limits = self.limiter.limits
+        async with self.limiter.attempt(
+            ((limits.bad_key_per_address, client), (limits.bad_key_per_template, str(template.id)))
+        ) as key_check:
+            if body.error is not None:
+                raise body.error
+            if not key_matches(template.host_config_key, body.fields.get(KEY_FIELD)):
+                key_check.failed()
+                raise PermissionDenied()
+        if template.inventory_id is None:
+            raise CallbackRefused(MSG_NO_INVENTORY)
+
         resolution = await self.resolve(template, request)
         # Update on launch (AWX's rule): not exactly one host, so sync the due
         # sources and match again. A GET (explain) never gets here.

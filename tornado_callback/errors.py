@@ -54,10 +54,9 @@ class NotAuthenticated(ServiceError):
 class TooManyRequests(ServiceError):
     status = 429
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, reason: str) -> None:
         super().__init__(
-            {"detail": f"Too many bad host_config_key attempts from this address. "
-                       f"Try again in {retry_after} seconds."},
+            {"detail": f"{reason} Try again in {retry_after} seconds."},
             headers={"Retry-After": str(retry_after)},
         )
 

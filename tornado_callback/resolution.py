@@ -207,6 +207,15 @@ class HostResolver(ABC):
     ) -> ResolverResult | None:
         """Identify the caller, or return None when there is nothing to look at (``skipped``)."""
 
+    def client_address(self, request: CallbackRequest) -> str | None:
+        """The caller's address as this resolver establishes it from the request alone
+        (e.g. the client behind a trusted proxy), or None when it establishes none.
+
+        Rate limits count failures against this address, and ask before the chain
+        runs (a request over its limit never runs it): no lookups, no I/O.
+        """
+        return None
+
     def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
         """Index keys ``(kind, value)`` under which ``resolve`` will later look this host up.
 
@@ -310,6 +319,18 @@ class ResolverChain:
     async def aclose(self) -> None:
         for ranked in self.resolvers:
             await ranked.resolver.aclose()
+
+    def client_address(self, request: CallbackRequest) -> str:
+        """Who is calling, as far as the request alone tells: the address the highest-ranked
+        resolver establishes (``HostResolver.client_address``), else the TCP peer."""
+        for ranked in self.resolvers:
+            try:
+                address = ranked.resolver.client_address(request)
+            except Exception:  # a plugin's bug must not become a 500; the next one may know
+                continue
+            if address is not None:
+                return address
+        return request.peer
 
     async def resolve(self, request: CallbackRequest, hosts: HostLookup) -> Resolution:
         state = ResolutionState(client_addresses=(request.peer,))

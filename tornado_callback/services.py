@@ -24,7 +24,7 @@ from tornado_callback.inventory_sync import InventorySync
 from tornado_callback.jobs import JobsService
 from tornado_callback.launch import LaunchService
 from tornado_callback.plugins import build_chain, make_plugin_manager
-from tornado_callback.ratelimit import BadKeyLimiter
+from tornado_callback.ratelimit import FailureLimiter, Limits
 from tornado_callback.resolution import ResolverChain
 from tornado_callback.secrets_box import SecretsBox
 from tornado_callback.store.database import Database
@@ -75,7 +75,8 @@ class Services:
         try:
             if upgrade:
                 await db.upgrade()
-            accounts = Accounts(db, settings.auth_cache_seconds)
+            limiter = FailureLimiter(db, Limits.from_settings(settings))
+            accounts = Accounts(db, limiter, settings.auth_cache_seconds)
             inventories = Inventories(db, chain)
             await inventories.ensure_index(rebuild=reindex)
         except BaseException:
@@ -84,7 +85,6 @@ class Services:
         secrets = SecretsBox(settings.secret_key, settings.key_file_path)
         launcher = LaunchService(secrets)
         admin = AdminService(db, accounts, inventories, secrets, RESOURCES)
-        limiter = BadKeyLimiter(settings.bad_key_limit, settings.bad_key_window)
         inventory_sync = InventorySync(db, inventories, settings)
         return cls(
             settings=settings,

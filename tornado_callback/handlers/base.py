@@ -21,9 +21,12 @@ from tornado_callback.api_values import (
     parse_id,
 )
 from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND, DETAIL_UNAUTHENTICATED, ServiceError
+from tornado_callback.resolution import CallbackRequest
 from tornado_callback.services import Services
 
 REALM = 'Basic realm="tornado-callback"'
+# Credentials of the caller are no business of resolvers (third-party code among them).
+PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
 # Answers are written by orjson: an explanation took the standard library
 # 17 us and orjson 2 (README, "Benchmark"). Datetimes go through ``str`` as
@@ -134,8 +137,25 @@ class APIHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(encode_json(body))
 
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        """The request's headers as resolvers may see them: without the caller's credentials."""
+        return tuple(
+            (name, value)
+            for name, value in self.request.headers.get_all()
+            if name.lower() not in PRIVATE_HEADERS
+        )
+
+    def client_address(self) -> str:
+        """Who is calling: the TCP peer, or the client a trusted proxy names (x_forwarded_for)."""
+        return self.services.chain.client_address(
+            CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers()))
+
     async def authenticated_user(self) -> Principal:
-        principal = await self.services.accounts.authenticate(self.request.headers.get("Authorization"))
+        try:
+            principal = await self.services.accounts.authenticate(
+                self.request.headers.get("Authorization"), self.client_address)
+        except ServiceError as e:  # too many failed logins
+            raise APIError.from_service(e) from e
         if principal is None:
             raise APIError(401, {"detail": DETAIL_UNAUTHENTICATED
                                  if "Authorization" not in self.request.headers

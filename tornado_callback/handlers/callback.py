@@ -12,8 +12,6 @@ from tornado_callback.handlers.base import APIError, APIHandler
 from tornado_callback.handlers.bodies import parse_callback_body, too_large
 from tornado_callback.resolution import CallbackRequest
 
-# Credentials of the caller are no business of resolvers (third-party code among them).
-PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 DISCARD_CAP = 64 * 1024 * 1024
 
 
@@ -58,13 +56,6 @@ class CallbackHandler(APIHandler):
         else:
             self._chunks.append(chunk)
 
-    def _request_headers(self) -> tuple[tuple[str, str], ...]:
-        return tuple(
-            (name, value)
-            for name, value in self.request.headers.get_all()
-            if name.lower() not in PRIVATE_HEADERS
-        )
-
     async def post(self, template_id: str) -> None:
         self._awaiting_body = False
         await self._launch(template_id)
@@ -83,7 +74,7 @@ class CallbackHandler(APIHandler):
             body = parse_callback_body(self.request.headers.get("Content-Type"), b"".join(self._chunks))
         try:
             accepted = await self.services.callbacks.launch(
-                template_id, self.request.remote_ip or "", self._request_headers(), body
+                template_id, self.request.remote_ip or "", self.request_headers(), body
             )
         except ServiceError as e:
             raise APIError.from_service(e) from e
@@ -108,7 +99,7 @@ class CallbackHandler(APIHandler):
         address = self.get_query_argument("address", None)
         header_args = self.get_query_arguments("header")
         if address is None and not header_args:
-            return CallbackRequest(peer=self.request.remote_ip or "", headers=self._request_headers())
+            return CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers())
         try:
             return simulated_request(self.request.remote_ip or "", address, header_args)
         except ServiceError as e:

@@ -392,3 +392,17 @@ class CallbackAttempt(Base):
     resolved_by: Mapped[str] = mapped_column(String(128), default="")
     trace: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     elapsed_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AuthFailure(Base):
+    """A wrong host_config_key or password, kept for as long as a rate limit counts it,
+    so that every process and server sharing the database counts it (ratelimit.py)."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_subject", "subject", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A digest of the limit's kind and the subject: never a user name someone typed.
+    subject: Mapped[str] = mapped_column(String(64))
+    # Wall-clock seconds (time.time()): every process compares the same clock's readings.
+    failed_at: Mapped[float] = mapped_column(Float, index=True)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.store.models import (
     ACTIVE_JOB_STATUSES,
+    AuthFailure,
     CallbackAttempt,
     Credential,
     Host,
@@ -53,6 +54,7 @@ _users = User.__table__
 _jobs = Job.__table__
 _attempts = CallbackAttempt.__table__
 _roles = RoleAssignment.__table__
+_auth_failures = AuthFailure.__table__
 
 
 class DriverStatement:
@@ -297,6 +299,28 @@ def insert_callback_job(db: Connection, values: dict[str, Any]) -> int | None:
 
 def insert_attempt(db: Connection, values: dict[str, Any]) -> None:
     INSERT_ATTEMPT.run(db, values)
+
+
+def recent_auth_failures(db: Connection, questions: Sequence[tuple[str, float, int]]) -> list[list[float]]:
+    """For each ``(subject, since, count)``, the times of its newest ``count`` failures after
+    ``since``, from every process."""
+    at = _auth_failures.c.failed_at
+    return [
+        list(db.scalars(select(at).where(_auth_failures.c.subject == subject, at > since)
+                        .order_by(at.desc()).limit(count)))
+        for subject, since, count in questions
+    ]
+
+
+def record_auth_failures(
+    db: Connection, questions: Sequence[tuple[str, float, int]], failed_at: float, expired_before: float
+) -> list[list[float]]:
+    """A failure at ``failed_at`` for each subject of ``questions``, then their answers as
+    ``recent_auth_failures`` gives them. Failures from before ``expired_before`` count
+    for nothing any more and are deleted."""
+    db.execute(insert(_auth_failures), [{"subject": subject, "failed_at": failed_at} for subject, _, _ in questions])
+    db.execute(delete(_auth_failures).where(_auth_failures.c.failed_at < expired_before))
+    return recent_auth_failures(db, questions)
 
 
 async def user_by_name(session: AsyncSession, username: str) -> User | None:
