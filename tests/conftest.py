@@ -131,6 +131,21 @@ def postgresql_url() -> Iterator[str]:
         run_isolated(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(params=BACKENDS)
+def new_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database no command has used yet: a SQLite file not there, an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+        return
+    server_url = normalise_database_url(os.environ[PG_ENV])
+    name = f"tcb_test_new_{uuid.uuid4().hex[:12]}"
+    run_isolated(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        run_isolated(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def _truncate_all(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
 

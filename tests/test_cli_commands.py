@@ -6,11 +6,13 @@ import json
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.helpers import ServerProcess, run_cli
+from tests.helpers import ServerProcess, cli_env, free_port, run_cli
 
 
 @pytest.fixture
@@ -61,21 +63,108 @@ def test_setup_from_the_command_line_then_callback(cli, database_url, tmp_path):
     assert "k3y" not in attempts.stdout
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tornado-callback: error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("host", "add", "nope", "web1"), "no inventory 'nope'"),
-    (("user", "create", "bob"), None),
     (("token", "create", "nobody"), "no user 'nobody'"),
     (("template", "create", "t", "--inventory", "missing", "--playbook", "x.yml"), "no inventory"),
     (("host", "add", "1", "web1", "--var", "novalue"), "expected KEY=VALUE"),
 ])
 def test_mistakes_are_reported_without_traceback(cli, args, message):
-    result = cli(*args)
-    if message is None:  # creating a user without a password is allowed (token-only accounts)
-        assert result.returncode == 0, result.stderr
-        return
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_line_error(cli(*args), message)
+
+
+def test_a_user_is_not_created_without_a_password_unasked(cli):
+    # No terminal to ask on (stdin is not one here), no --password-stdin: refused.
+    assert_one_line_error(cli("user", "create", "bob"), "--password-stdin")
+    assert_one_line_error(cli("token", "create", "bob"), "no user 'bob'")
+    # An empty line on stdin is the way to a user who signs in with tokens only, and is said.
+    created = cli("user", "create", "bob", "--password-stdin", input="\n")
+    assert created.returncode == 0, created.stderr
+    assert "without a password" in created.stdout
+
+
+def test_a_sqlite_file_in_a_missing_directory(tmp_path):
+    result = run_cli("jobs", "list", "--database-url", f"sqlite:///{tmp_path}/nowhere/callback.db", cwd=tmp_path)
+    assert_one_line_error(result, f"cannot open the database {tmp_path}/nowhere/callback.db: "
+                                  f"there is no directory {tmp_path}/nowhere")
+
+
+def test_postgresql_unreachable(tmp_path):
+    url = f"postgresql://tcb:s3cret@127.0.0.1:{free_port()}/callbacks"  # nothing listens there
+    result = run_cli("jobs", "list", "--database-url", url, cwd=tmp_path)
+    assert_one_line_error(result, f"cannot open the database postgresql+asyncpg://tcb:***@127.0.0.1:"
+                                  f"{make_url(url).port}/callbacks: Connect call failed")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--certfile", "missing.pem"), "cannot load the TLS certificate from missing.pem: No such file or directory"),
+    (("--keyfile", "key.pem"), "a keyfile without a certfile"),
+    (("--port", "99999"), "port 99999 is not a TCP port (1 to 65535)"),
+    (("--port", "0"), "port 0 is not a TCP port"),
+])
+def test_serve_flags_that_cannot_work(tmp_path, args, message):
+    assert_one_line_error(run_cli("serve", "--no-worker", *args, cwd=tmp_path), message)
+
+
+@pytest.mark.parametrize("command", [("jobs", "list"), ("attempts",)])
+def test_a_reader_that_stops_early_gets_no_traceback(database_url, tmp_path, command):
+    """``tornado-callback jobs list | head -5``: the reader leaves before the listing ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tornado_callback", *command, "--database-url", database_url],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # gone before a line is written
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 2
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_every_command_says_when_it_creates_a_database(new_database_url, tmp_path):
+    first = run_cli("inventory", "create", "prod", "--database-url", new_database_url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    url = make_url(new_database_url)  # a SQLite file by its path, PostgreSQL by its URL
+    shown = url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+    assert f"creating a new database: {shown}" in first.stderr
+    again = run_cli("inventory", "create", "stage", "--database-url", new_database_url, cwd=tmp_path)
+    assert again.returncode == 0 and "creating a new database" not in again.stderr, again.stderr
+
+
+def test_a_command_run_elsewhere_names_the_database_it_creates(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli("jobs", "list", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert f"creating a new database: {elsewhere}/tornado-callback.db" in result.stderr
+
+
+def test_template_create_says_where_it_looked_for_the_playbook(cli, tmp_path):
+    assert cli("inventory", "create", "prod").returncode == 0
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "site.yml").write_text("- hosts: all\n  tasks: []\n")
+    missing = cli("template", "create", "a", "--inventory", "prod", "--playbook", "sitee.yml",
+                  "--project-dir", "project")
+    assert missing.returncode == 0, missing.stderr
+    assert f"warning: Playbook not found: {tmp_path}/project/sitee.yml" in missing.stderr
+    found = cli("template", "create", "b", "--inventory", "prod", "--playbook", "site.yml", "--project-dir", "project")
+    assert found.returncode == 0 and "warning" not in found.stderr, found.stderr
+    nowhere = cli("template", "create", "c", "--inventory", "prod", "--playbook", "site.yml")
+    assert "warning: The job template has no project_dir" in nowhere.stderr
+
+
+def test_top_level_help_is_written_for_users(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "tornado-callback serve --demo" in result.stdout
+    assert "host_config_key" in result.stdout and "TORNADO_CALLBACK_DATABASE_URL" in result.stdout
+    assert "never SQL" not in result.stdout and "``" not in result.stdout
 
 
 def test_unknown_resolver_in_plugins_file_refuses_to_start(tmp_path):

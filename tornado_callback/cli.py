@@ -8,6 +8,7 @@ import datetime as dt
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -22,13 +23,32 @@ from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.demo import demo_banner, seed_demo
 from tornado_callback.errors import ServiceError
 from tornado_callback.inventories import InventoryError
+from tornado_callback.playbook_run import RunSetupError, playbook_path
 from tornado_callback.plugins import discover_resolvers, make_plugin_manager
 from tornado_callback.sandbox import job_sandbox
 from tornado_callback.services import Services
+from tornado_callback.store.database import DatabaseUnavailable
 from tornado_callback.templates import TemplateError
 from tornado_callback.worker_main import run_workers
 
-USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError)
+USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError, DatabaseUnavailable)
+DESCRIPTION = """\
+A provisioning-callback server, compatible with AWX's job-template callback: a host
+that boots asks POST /api/v2/job_templates/ID/callback/ (with the template's
+host_config_key) to be configured, the server works out which inventory host is
+calling, and runs the template's playbook on it.
+
+Try it:   tornado-callback serve --demo
+Set up:   inventory import NAME SOURCE (or inventory create, host add), then
+          template create NAME --inventory NAME --playbook FILE --project-dir DIR,
+          which prints the URL hosts call back to; then serve.
+"""
+EPILOG = """\
+Every command works on the database of --database-url, else of
+TORNADO_CALLBACK_DATABASE_URL, else tornado-callback.db in the working directory;
+it says so when it has to create one. "tornado-callback COMMAND --help" shows a
+command's options; README.md has the rest.
+"""
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
 
@@ -89,9 +109,12 @@ async def cmd_user_create(services: Services, args: argparse.Namespace) -> int:
     elif sys.stdin.isatty():
         password = getpass.getpass(f"Password for {args.name}: ")
     else:
-        password = ""
+        # Without a terminal to ask on, a user would be created without a password, unsaid.
+        raise CommandError("no terminal to ask for the password: give it on stdin with --password-stdin "
+                           "(an empty line makes a user who signs in with tokens only)")
     user = await services.accounts.create_user(args.name, password or None, superuser=args.superuser)
-    print(f"created user {user.username} (id {user.id}{', superuser' if user.is_superuser else ''})")
+    print(f"created user {user.username} (id {user.id}{', superuser' if user.is_superuser else ''})"
+          f"{'' if password else ' without a password: it signs in with tokens only'}")
     return 0
 
 
@@ -158,13 +181,19 @@ async def cmd_template_create(services: Services, args: argparse.Namespace) -> i
         args.name,
         inventory_id=inventory.id,
         playbook=args.playbook,
-        project_dir=args.project_dir or "",
+        # Absolute: jobs run in the server's working directory, not this one.
+        project_dir=str(Path(args.project_dir).absolute()) if args.project_dir else "",
         host_config_key=args.host_config_key,
         ask_variables_on_launch=args.ask_variables_on_launch,
     )
     print(f"created job template {template.name} (id {template.id})")
     print(f"host_config_key: {template.host_config_key}")
     print(f"callback URL:    {callback_url(services.settings, template.id)}")
+    try:
+        playbook_path(template.project_dir, template.playbook)
+    except RunSetupError as e:  # the project may be deployed later: a warning, not a refusal
+        print(f"tornado-callback: warning: {str(e).rstrip('.')}; the template's jobs fail until that is fixed",
+              file=sys.stderr)
     return 0
 
 
@@ -290,7 +319,8 @@ def add_sync_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tornado-callback", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tornado-callback", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -426,23 +456,34 @@ def configure_logging() -> None:
     logging.logMultiprocessing = False
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    configure_logging()
+def run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k, None) for k in (
         "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile", "workers")}
     if getattr(args, "no_worker", False):
         flags["workers"] = 0
+    settings = build_settings(**flags)
+    if args.command == "serve":
+        return run_serve(settings, args)
+    if args.command == "plugins":
+        return cmd_plugins_list(settings, args)
+    if args.command == "worker":
+        asyncio.run(run_workers(settings))
+        return 0
+    return asyncio.run(run_command(args.func, settings, args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    configure_logging()
     try:
-        settings = build_settings(**flags)
-        if args.command == "serve":
-            return run_serve(settings, args)
-        if args.command == "plugins":
-            return cmd_plugins_list(settings, args)
-        if args.command == "worker":
-            asyncio.run(run_workers(settings))
-            return 0
-        return asyncio.run(run_command(args.func, settings, args))
+        status = run(args)
+        sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled below
+        return status
     except (CommandError, *USER_ERRORS) as e:
         print(f"tornado-callback: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader stopped reading (``jobs list | head -5``): it has what it wanted.
+        # What is still buffered must not be flushed at exit, into the same error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 2

@@ -67,19 +67,22 @@ class RunSpec:
     timeout: int
     secrets: SshSecrets | None
 
-    def project_path(self) -> Path:
-        if not self.project_dir:
-            raise RunSetupError("The job template has no project_dir: set it to the directory that holds the playbook.")
-        return Path(self.project_dir).resolve()
 
-    def playbook_path(self) -> Path:
-        project = self.project_path()
-        path = (project / self.playbook).resolve()
-        if not self.playbook or not path.is_file():
-            raise RunSetupError(f"Playbook not found: {project / self.playbook}")
-        if project not in path.parents:
-            raise RunSetupError(f"The playbook {self.playbook!r} lies outside the project directory {project}.")
-        return path
+def project_path(project_dir: str) -> Path:
+    if not project_dir:
+        raise RunSetupError("The job template has no project_dir: set it to the directory that holds the playbook.")
+    return Path(project_dir).resolve()
+
+
+def playbook_path(project_dir: str, playbook: str) -> Path:
+    """Where a template's playbook is (inside its project directory); RunSetupError says why not."""
+    project = project_path(project_dir)
+    path = (project / playbook).resolve()
+    if not playbook or not path.is_file():
+        raise RunSetupError(f"Playbook not found: {project / playbook}")
+    if project not in path.parents:
+        raise RunSetupError(f"The playbook {playbook!r} lies outside the project directory {project}.")
+    return path
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -119,8 +122,8 @@ def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> 
 
     Blocking file I/O: call it off the event loop.
     """
-    project_dir = spec.project_path()
-    playbook = spec.playbook_path()
+    project_dir = project_path(spec.project_dir)
+    playbook = playbook_path(spec.project_dir, spec.playbook)
     _check_limit(spec)
     inventory = private_dir / "inventory" / "hosts.json"
     _write_private(inventory, json.dumps(spec.inventory))

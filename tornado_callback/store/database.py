@@ -12,8 +12,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
@@ -34,6 +35,34 @@ log = logging.getLogger("tornado_callback.store")
 P = ParamSpec("P")
 T = TypeVar("T")
 Work = Callable[Concatenate[Connection, P], T]
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or reached; the message says which and why, in one line."""
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).absolute()
+    return None
+
+
+def describe(url: str) -> str:
+    """The database as its owner knows it: a SQLite file's absolute path, else the URL without password."""
+    sqlite_file = _sqlite_file(url)
+    return str(sqlite_file) if sqlite_file else make_url(url).render_as_string(hide_password=True)
+
+
+def _unavailable(url: str, error: Exception) -> DatabaseUnavailable:
+    if isinstance(error, DBAPIError):
+        reason = str(error.orig).splitlines()[0]
+    else:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.parent.is_dir():
+        reason = f"there is no directory {sqlite_file.parent}"  # SQLite says "unable to open database file"
+    return DatabaseUnavailable(f"cannot open the database {describe(url)}: {reason}")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -200,13 +229,27 @@ class Database:
         return True
 
     async def upgrade(self) -> None:
-        """Bring the schema to the newest migration (what ``serve`` and ``db upgrade`` do)."""
+        """Bring the schema to the newest migration (what ``serve`` and every command do first).
+
+        The first contact with the database: DatabaseUnavailable when it cannot be opened.
+        """
 
         def run(connection: Connection) -> None:
+            if MigrationContext.configure(connection).get_current_revision() is None:
+                # A command run in another directory than usual would otherwise
+                # carry on with an empty database of its own, unnoticed.
+                log.warning("creating a new database: %s", describe(self.url))
             command.upgrade(alembic_config(connection), "head")
 
-        async with self.engine.begin() as connection:
-            await connection.run_sync(run)
+        try:
+            connection = await self.engine.connect()
+        except (DBAPIError, OSError) as e:  # asyncpg's refused or timed-out connections are OSErrors
+            raise _unavailable(self.url, e) from e
+        try:
+            async with connection.begin():
+                await connection.run_sync(run)
+        finally:
+            await connection.close()
 
     async def close(self) -> None:
         if not self.is_postgresql:
