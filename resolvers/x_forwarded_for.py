@@ -19,20 +19,31 @@ The client it establishes is also what rate limits count wrong keys and failed
 logins against (``client_address``), so that one client's guesses behind a
 proxy do not lock out the proxy's other clients; a request whose client is
 unknown counts against the proxy's own address.
+
+Every machine inside a trusted range is believed: a host there can write
+another host's address into the header and be taken for it (and get its
+configuration). ``serve`` warns at start about a range wider than a /24 (/64)
+or holding an inventory host's address, and the trace says when the peer
+believed is itself a host's address.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from resolvers.forward_dns import RESOLVED_KIND
+from resolvers.ip_match import ADDRESS_KIND
 from tornado_callback import hookimpl
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.resolution import (
     CallbackRequest,
+    HostIndex,
     HostLookup,
+    HostRef,
     HostResolver,
     ResolutionState,
     ResolverResult,
@@ -43,6 +54,10 @@ from tornado_callback.resolution import (
 NAME = "x_forwarded_for"
 HEADERS = {h.lower(): h for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Where the index holds hosts' addresses: as the inventory writes them, and as their names resolve.
+HOST_ADDRESS_KINDS = (ADDRESS_KIND, RESOLVED_KIND)
+# A trusted range wider than these, by IP version, takes in more than a few proxies.
+WIDEST_TRUSTED_PREFIX = {4: 24, 6: 64}
 
 # RFC 7239 forwarded-pair: token "=" ( token / quoted-string ), OWS around separators.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -144,6 +159,8 @@ class ForwardedForResolver(HostResolver):
 
     def __init__(self, trusted_proxies: Iterable[Network] = (), header: str = "X-Forwarded-For") -> None:
         self.trusted_proxies = tuple(trusted_proxies)
+        # Where machines the administrator did not name one by one are believed.
+        self.trusted_ranges = tuple(network for network in self.trusted_proxies if network.num_addresses > 1)
         self.header = header
         self._last: tuple[CallbackRequest, ResolverResult | None] | None = None
 
@@ -154,7 +171,44 @@ class ForwardedForResolver(HostResolver):
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
     ) -> ResolverResult | None:
-        return self._forwarded(request)
+        result = self._forwarded(request)
+        # A proxy named by its own address is checked at start (startup_warnings); one
+        # believed for being in a range is checked on each callback, which costs two
+        # indexed queries (doubling the chain's time: README, "Benchmark").
+        peer = parse_address(request.peer)
+        if result is None or peer is None or not any(peer in network for network in self.trusted_ranges):
+            return result
+        peer_hosts = await _hosts_at(str(peer), hosts)
+        if not peer_hosts:
+            return result
+        names = ", ".join(sorted(host.name for host in peer_hosts))
+        return dataclasses.replace(result, evidence=[
+            *result.evidence,
+            f"peer {request.peer}, trusted as a proxy, is the address of host {names}: {self._danger()}",
+        ])
+
+    async def startup_warnings(self, index: HostIndex) -> list[str]:
+        warnings = [
+            f"trusted_proxies: {network} is wider than a /{WIDEST_TRUSTED_PREFIX[network.version]}: "
+            f"{self._danger()}; list the proxies' own addresses"
+            for network in self.trusted_proxies
+            if network.prefixlen < WIDEST_TRUSTED_PREFIX[network.version]
+        ]
+        if not self.trusted_proxies:
+            return warnings
+        entries = [entry for kind in HOST_ADDRESS_KINDS for entry in await index.entries(kind)]
+        for network in self.trusted_proxies:
+            inside = sorted({(entry.inventory, entry.host, entry.value) for entry in entries
+                             if (address := parse_address(entry.value)) is not None and address in network})
+            if inside:
+                inventory, host, address = inside[0]
+                more = f" and {len(inside) - 1} more" if len(inside) > 1 else ""
+                warnings.append(f"trusted_proxies: {network} contains {address}, the address of host {host} "
+                                f"(inventory {inventory}){more}: {self._danger()}")
+        return warnings
+
+    def _danger(self) -> str:
+        return f"a host inside a trusted range can write another host's address into {self.header} and be taken for it"
 
     def client_address(self, request: CallbackRequest) -> str | None:
         result = self._forwarded(request)
@@ -211,6 +265,12 @@ class ForwardedForResolver(HostResolver):
             if not self.is_trusted(node):
                 return node
         return nodes[0]
+
+
+async def _hosts_at(address: str, hosts: HostLookup) -> list[HostRef]:
+    """The hosts whose address (of any kind the index holds) is ``address``, in its normal form."""
+    found = {host.id: host for kind in HOST_ADDRESS_KINDS for host in await hosts.find(kind, [address])}
+    return list(found.values())
 
 
 def _trusted_proxies(options: Mapping[str, Any]) -> list[Network]:

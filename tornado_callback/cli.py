@@ -32,6 +32,7 @@ from tornado_callback.templates import TemplateError
 from tornado_callback.worker_main import run_workers
 
 USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError, DatabaseUnavailable)
+log = logging.getLogger("tornado_callback")
 DESCRIPTION = """\
 A provisioning-callback server, compatible with AWX's job-template callback: a host
 that boots asks POST /api/v2/job_templates/ID/callback/ (with the template's
@@ -288,6 +289,8 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     async def prepare() -> str | None:
         services = await Services.start(settings, reindex=True)
         try:
+            for warning in await services.inventories.startup_warnings():
+                log.warning("%s", warning)
             if args.demo:
                 return demo_banner(await seed_demo(services), base_url(settings), unsandboxed)
             return None

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tornado_callback.api_values import parse_id
 from tornado_callback.index_refresh import IndexRefresher
-from tornado_callback.resolution import HostRef, ResolverChain
+from tornado_callback.resolution import HostRef, IndexEntry, ResolverChain
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Host, Inventory
@@ -44,6 +44,16 @@ class IndexedHostLookup:
         return [HostRef(id=host_id, name=name, enabled=enabled) for host_id, name, enabled in rows]
 
 
+class EveryInventoryIndex:
+    """``HostIndex``: the whole index, for the resolvers' checks at start."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def entries(self, kind: str) -> list[IndexEntry]:
+        return [IndexEntry(*row) for row in await self.db.read(queries.index_entries, kind)]
+
+
 class Inventories:
     def __init__(self, db: Database, chain: ResolverChain) -> None:
         self.db = db
@@ -53,6 +63,10 @@ class Inventories:
 
     def lookup(self, inventory_id: int) -> IndexedHostLookup:
         return IndexedHostLookup(self.db, inventory_id)
+
+    async def startup_warnings(self) -> list[str]:
+        """The resolvers' warnings about their configuration, given the hosts indexed now."""
+        return await self.chain.startup_warnings(EveryInventoryIndex(self.db))
 
     async def create(self, name: str, description: str = "") -> Inventory:
         async with self.db.session() as session:

@@ -146,6 +146,23 @@ class HostLookup(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One key of the host index: its value, and whose it is."""
+
+    inventory: str
+    host: str
+    value: str
+
+
+class HostIndex(Protocol):
+    """The index of every inventory, for the checks a server makes when it starts."""
+
+    async def entries(self, kind: str) -> list[IndexEntry]:
+        """Every key of ``kind``, in every inventory (one query, reading them all)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackRequest:
     """What a resolver may know about the caller. The host_config_key is never in it."""
 
@@ -235,6 +252,13 @@ class HostResolver(ABC):
         """
         return ()
 
+    async def startup_warnings(self, index: HostIndex) -> Iterable[str]:
+        """What in this resolver's configuration is dangerous with the hosts at hand: ``serve``
+        logs each line as a warning when it starts, after the index is rebuilt. Never
+        called on the request path; ``index`` may be read whole.
+        """
+        return ()
+
     async def aclose(self) -> None:  # noqa: B027 (optional hook: most resolvers hold nothing)
         """Release what ``resolve`` opened (sockets, DNS channels); called when the server stops."""
 
@@ -319,6 +343,17 @@ class ResolverChain:
     async def aclose(self) -> None:
         for ranked in self.resolvers:
             await ranked.resolver.aclose()
+
+    async def startup_warnings(self, index: HostIndex) -> list[str]:
+        """Every resolver's ``startup_warnings``, each line led by the resolver's name."""
+        warnings = []
+        for ranked in self.resolvers:
+            try:
+                lines = list(await ranked.resolver.startup_warnings(index))
+            except Exception as e:  # a plugin's bug must not keep the server from starting
+                lines = [f"checking the configuration failed: {type(e).__name__}: {e}"]
+            warnings += [f"{ranked.name}: {line}" for line in lines]
+        return warnings
 
     def client_address(self, request: CallbackRequest) -> str:
         """Who is calling, as far as the request alone tells: the address the highest-ranked

@@ -37,6 +37,7 @@ from tornado_callback.store.models import (
     Host,
     HostKey,
     IndexState,
+    Inventory,
     Job,
     JobTemplate,
     RoleAssignment,
@@ -198,6 +199,18 @@ def template_by_id(db: Connection, template_id: int) -> JobTemplate | None:
     """A detached template (the callback only reads it)."""
     row = db.execute(TEMPLATE_BY_ID, {"id": template_id}).first()
     return None if row is None else JobTemplate(**row._mapping)
+
+
+def index_entries(db: Connection, kind: str) -> list[tuple[str, str, str]]:
+    """(inventory name, host name, value) of every host index key of ``kind``."""
+    inventories = Inventory.__table__
+    rows = db.execute(
+        select(inventories.c.name, _hosts.c.name, _host_keys.c.value)
+        .join(_hosts, _hosts.c.id == _host_keys.c.host_id)
+        .join(inventories, inventories.c.id == _host_keys.c.inventory_id)
+        .where(_host_keys.c.kind == kind)
+    )
+    return [(inventory, host, value) for inventory, host, value in rows]
 
 
 def find_hosts_by_keys(
