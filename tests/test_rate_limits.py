@@ -139,6 +139,16 @@ async def test_wrong_passwords_for_a_user_are_limited_from_any_address(http_clie
     assert me.code == 200
 
 
+@pytest.mark.parametrize("limits", [{"login_user_limit": 3}])
+async def test_wrong_passwords_sent_at_once_cannot_all_pass_the_check(http_client, base_url, services):
+    await services.accounts.create_user("admin", PASSWORD)
+    # Each takes a password verification; none has failed yet when the others are checked.
+    answers = await asyncio.gather(*(login(http_client, base_url, "admin", f"guess{n}", client=f"127.0.5.{n + 1}")
+                                     for n in range(8)))
+    codes = sorted(a.code for a in answers)
+    assert codes == [401] * 3 + [429] * 5, codes
+
+
 @pytest.mark.parametrize("limits", [{"login_address_limit": 4}])
 async def test_wrong_passwords_from_a_client_behind_a_proxy_are_limited(http_client, proxy, services):
     await services.accounts.create_user("admin", PASSWORD, superuser=True)
