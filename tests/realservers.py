@@ -23,6 +23,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def free_dns_port() -> int:
+    """A port free for UDP and for TCP: dnsmasq listens on both, and a port the
+    kernel gave out as free for UDP may be a test server's TCP port."""
+    while True:
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
 def require(program: str) -> str:
     path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
     if path is None:
@@ -116,7 +129,7 @@ def dnsmasq(
     what it does not hold (another name, or the AAAA of a name it holds only an A
     for) it answers REFUSED. Yields the port and the process (a test may stop it early)."""
     program = require("dnsmasq")
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_dns_port()
     root = tmp_path / "dnsmasq"
     root.mkdir()
     argv = [
