@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from world import build_world, host_address, settings_for
 
-from tornado_callback.resolution import CallbackRequest, HostLookup, ResolverChain
+from tornado_callback.plugin import CallbackRequest, HostLookup
+from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.services import Services
 
 

@@ -21,19 +21,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
+    INSTANCE_KIND,
     CallbackRequest,
+    ConfigError,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    Settings,
+    hookimpl,
 )
 
 NAME = "cloud_metadata"
-INSTANCE_KIND = "instance_id"
 DEFAULT_INSTANCE_VARIABLES = ("instance_id", "ec2_instance_id")
 MAX_ID_LENGTH = 256
 

@@ -18,30 +18,33 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
+    RESOLVED_ADDRESS_KIND,
     CallbackRequest,
+    ConfigError,
+    DNSFailure,
+    DNSLookup,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    Settings,
+    dns_settings,
     effective_host_name,
+    hookimpl,
     normalise_address,
 )
 
 log = logging.getLogger(__name__)
 NAME = "forward_dns"
-RESOLVED_KIND = "resolved_address"
 OPTIONS = frozenset({"nameservers", "tries", "refresh_interval"})
 
 
 class ForwardDNSResolver(HostResolver):
     name = NAME
     priority = 150
-    refreshed_kinds = frozenset({RESOLVED_KIND})
+    refreshed_kinds = frozenset({RESOLVED_ADDRESS_KIND})
 
     def __init__(self, dns: DNSLookup, refresh_interval: float = 600.0) -> None:
         self.dns = dns
@@ -68,7 +71,7 @@ class ForwardDNSResolver(HostResolver):
             # A family the server fails (a dnsmasq without upstream refuses every
             # AAAA query) while the other one answers: the name resolves to that one.
             log.debug("%s: host %s: %s; resolved by its other records", NAME, host_name, failure)
-        return {(RESOLVED_KIND, address) for address in addresses}
+        return {(RESOLVED_ADDRESS_KIND, address) for address in addresses}
 
     async def resolve(
         self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
@@ -76,7 +79,7 @@ class ForwardDNSResolver(HostResolver):
         addresses = [a for a in map(normalise_address, state.client_addresses) if a]
         if not addresses:
             return None
-        found = await hosts.find(RESOLVED_KIND, addresses)
+        found = await hosts.find(RESOLVED_ADDRESS_KIND, addresses)
         evidence = [f"client address {a}" for a in addresses]
         evidence.append(
             "host name(s) resolved to it" if found else "no host name resolved to it"

@@ -12,22 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
-    EFFECTIVE_HOST_VARIABLES,
+from tornado_callback.plugin import (
+    ADDRESS_KIND,
     CallbackRequest,
+    ConfigError,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    Settings,
     effective_host,
+    hookimpl,
     normalise_address,
 )
+from tornado_callback.plugin.addresses import EFFECTIVE_HOST_VARIABLES
 
 NAME = "ip_match"
-ADDRESS_KIND = "address"
 DEFAULT_ADDRESS_VARIABLES = ("private_ip_address", "public_ip_address")
 
 

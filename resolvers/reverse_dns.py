@@ -17,22 +17,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from resolvers.dns_lookup import DNSFailure, DNSLookup, dns_settings, record_type
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
+    NAME_KIND,
     CallbackRequest,
+    ConfigError,
+    DNSFailure,
+    DNSLookup,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    Settings,
+    dns_settings,
     effective_host_name,
+    hookimpl,
     normalise_address,
+    record_type,
 )
 
 NAME = "reverse_dns"
-NAME_KIND = "name"
 # Whoever controls a reverse zone chooses how many PTR names an address has;
 # each costs a forward lookup.
 MAX_NAMES = 5

@@ -35,18 +35,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from resolvers.forward_dns import RESOLVED_KIND
-from resolvers.ip_match import ADDRESS_KIND
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
+    ADDRESS_KIND,
+    RESOLVED_ADDRESS_KIND,
     CallbackRequest,
+    ConfigError,
     HostIndex,
     HostLookup,
     HostRef,
     HostResolver,
     ResolutionState,
     ResolverResult,
+    Settings,
+    hookimpl,
     normalise_address,
     parse_address,
 )
@@ -55,7 +56,7 @@ NAME = "x_forwarded_for"
 HEADERS = {h.lower(): h for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Where the index holds hosts' addresses: as the inventory writes them, and as their names resolve.
-HOST_ADDRESS_KINDS = (ADDRESS_KIND, RESOLVED_KIND)
+HOST_ADDRESS_KINDS = (ADDRESS_KIND, RESOLVED_ADDRESS_KIND)
 # A trusted range wider than these, by IP version, takes in more than a few proxies.
 WIDEST_TRUSTED_PREFIX = {4: 24, 6: 64}
 

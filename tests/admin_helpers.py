@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from tornado_callback.accounts import Principal
+from tornado_callback.accounts.service import Principal
 from tornado_callback.services import Services
 
 SECRET_KEY = Fernet.generate_key().decode()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from tornado_callback.app import make_app, make_server
 from tornado_callback.config import PluginsConfig, Settings, normalise_database_url, parse_plugins_config
-from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Base

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY, shown
 from tornado_callback.config import PluginsConfig, Settings
-from tornado_callback.executor import WorkerPool, start_workers
-from tornado_callback.sandbox import job_sandbox
+from tornado_callback.jobs.executor import WorkerPool
+from tornado_callback.jobs.sandbox import job_sandbox
 from tornado_callback.services import Services
 from tornado_callback.store.models import FINISHED_JOB_STATUSES, Job
 
@@ -56,7 +56,7 @@ def settings(database_url: str, plugins_config: PluginsConfig, tmp_path: Path) -
 def workers(io_loop: Any, services: Services) -> Any:
     """This process's job slots, as ``serve`` runs them."""
     async def start() -> WorkerPool:
-        return start_workers(services, job_sandbox(services.settings))
+        return services.start_workers(job_sandbox(services.settings))
 
     pool = io_loop.run_sync(start)
     yield pool

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from tornado_callback.resolution import normalise_address, parse_address
+from tornado_callback.plugin import normalise_address, parse_address
 
 
 @pytest.mark.parametrize(("text", "canonical"), [

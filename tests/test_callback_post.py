@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tornado_callback.launch import MSG_ALREADY_PENDING
+from tornado_callback.jobs.launch import MSG_ALREADY_PENDING
 
 pytestmark = pytest.mark.gen_test
 

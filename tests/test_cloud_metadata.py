@@ -9,7 +9,7 @@ import pytest
 from conftest import plugins_config_for
 
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.plugins import build_chain, make_plugin_manager
+from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 HOSTS = {

@@ -17,10 +17,10 @@ from jobs_support import (  # noqa: F401  (fixtures)
     write_playbook,
 )
 
+from tornado_callback.accounts.credentials import CredentialError
+from tornado_callback.accounts.secrets import SecretsBox, SecretsUnreadable
 from tornado_callback.config import ConfigError
-from tornado_callback.credentials import CredentialError
-from tornado_callback.launch import MSG_USER_INPUT
-from tornado_callback.secrets_box import SecretsBox, SecretsUnreadable
+from tornado_callback.jobs.launch import MSG_USER_INPUT
 from tornado_callback.store.models import Credential
 
 pytestmark = pytest.mark.gen_test(timeout=90)

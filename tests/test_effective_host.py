@@ -12,7 +12,7 @@ from conftest import plugins_config_for
 
 from tests.realservers import dnsmasq
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.plugins import build_chain, make_plugin_manager
+from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 

@@ -15,7 +15,7 @@ from jobs_support import (  # noqa: F401  (fixtures used by this module)
     write_playbook,
 )
 
-from tornado_callback.executor import EXPLAIN_SHUTDOWN
+from tornado_callback.jobs.executor import EXPLAIN_SHUTDOWN
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Inventory
 
 pytestmark = [pytest.mark.gen_test(timeout=90), pytest.mark.usefixtures("workers")]

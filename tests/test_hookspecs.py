@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tornado_callback import hookspecs
+from tornado_callback.plugin import spec as hookspecs
 
 HOOKS = sorted(
     name for name, value in vars(hookspecs).items()

@@ -8,10 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import plugins_config_for
-from tornado_callback import hookimpl
-from tornado_callback.config import Settings
-from tornado_callback.plugins import make_plugin_manager
-from tornado_callback.resolution import HostResolver
+from tornado_callback.plugin import HostResolver, Settings, hookimpl
+from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.models import HostKey
 

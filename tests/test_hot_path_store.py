@@ -11,9 +11,9 @@ import pytest
 from conftest import plugins_config_for
 from sqlalchemy import event, insert, select, update
 
-from tornado_callback.read_cache import READ_CACHE_SECONDS, ReadCache
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Inventory, JobTemplate
+from tornado_callback.store.read_cache import READ_CACHE_SECONDS, ReadCache
 
 pytestmark = pytest.mark.gen_test
 

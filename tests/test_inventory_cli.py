@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.conftest import run_isolated
 from tests.helpers import run_cli
 from tests.inventory_scripts import InventoryScript
-from tornado_callback.ansible_inventory import InventoryRunError, parse_inventory_json
+from tornado_callback.inventory.ansible_inventory import InventoryRunError, parse_inventory_json
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Host, HostKey, Inventory
 

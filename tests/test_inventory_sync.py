@@ -19,8 +19,8 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from tests.conftest import PG_ENV, basic_auth
 from tests.inventory_scripts import InventoryScript, is_running
 from tornado_callback.config import PluginsConfig, Settings
-from tornado_callback.inventories import InventoryError
-from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.inventory.service import InventoryError
+from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, InventorySource, InventoryUpdate
 

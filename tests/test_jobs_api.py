@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import basic_auth
 
-from tornado_callback.jobs import EXPLAIN_CANCELED_PENDING
+from tornado_callback.jobs.service import EXPLAIN_CANCELED_PENDING
 
 # Several tests start the command line in a subprocess (about 2 s each on a busy machine).
 pytestmark = pytest.mark.gen_test(timeout=60)

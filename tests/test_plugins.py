@@ -8,10 +8,8 @@ import json
 import pytest
 from conftest import plugins_config_for
 
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.plugins import BUILTIN_PLUGINS, build_chain, make_plugin_manager
-from tornado_callback.resolution import HostResolver, ResolverResult
+from tornado_callback.plugin import ConfigError, HostResolver, ResolverResult, Settings, hookimpl
+from tornado_callback.plugin.manager import BUILTIN_PLUGINS, build_chain, make_plugin_manager
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 

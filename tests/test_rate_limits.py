@@ -24,7 +24,7 @@ from tests.helpers import ServerProcess
 from tests.realservers import nginx_proxy
 from tornado_callback.app import make_server
 from tornado_callback.config import Settings
-from tornado_callback.plugins import make_plugin_manager
+from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
 
 pytestmark = pytest.mark.gen_test(timeout=60)  # argon2 takes a good part of a second here

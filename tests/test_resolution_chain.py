@@ -8,8 +8,7 @@ import json
 import pytest
 
 from tests.conftest import basic_auth, plugins_config_for, trace_entry
-from tornado_callback import hookimpl
-from tornado_callback.resolution import HostResolver, ResolverResult
+from tornado_callback.plugin import HostResolver, ResolverResult, hookimpl
 
 pytestmark = pytest.mark.gen_test
 

@@ -1,8 +1,9 @@
-"""``within``: the resolver's time limit, armed only once the resolver waits.
+"""A resolver's time limit, as the chain's trace shows it.
 
-The chain relies on it for every resolver; these pin down what it must keep
-of plain ``await`` (results, exceptions, cancellation reaching the resolver,
-several waits) and that the limit holds from the start, not from the first wait.
+The chain awaits each resolver under ``asyncio.timeout``: an answer given
+without waiting, or after several waits, is used; a resolver out of time is a
+``timeout`` entry (counted from its start, not from its first wait) and sees
+the cancellation, so that it can clean up.
 """
 
 from __future__ import annotations
@@ -12,34 +13,64 @@ import time
 
 import pytest
 
-from tornado_callback.resolution import within
+from tornado_callback.plugin import CallbackRequest, HostRef, HostResolver, ResolverResult
+from tornado_callback.plugin.chain import RankedResolver, ResolverChain
 
 pytestmark = pytest.mark.gen_test
 
-
-async def answers_at_once():
-    return "at once"
+WEB1 = HostRef(id=1, name="web1")
 
 
-async def waits(steps, value="after waiting"):
-    for _ in range(steps):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
-    return value
+class NoHosts:
+    async def find(self, kind, values):
+        return []
 
 
-async def test_an_answer_without_waiting_is_returned():
-    assert await within(answers_at_once(), 1.0) == "at once"
+class Scripted(HostResolver):
+    name = "scripted"
+    priority = 100
+
+    def __init__(self, body):
+        self.body = body
+
+    async def resolve(self, request, state, hosts):
+        return await self.body()
 
 
-async def test_an_answer_after_several_waits_is_returned():
-    assert await within(waits(5), 1.0) == "after waiting"
+def chain_of(body, timeout=1.0):
+    return ResolverChain([RankedResolver(Scripted(body), 100, timeout, {}, "test")])
+
+
+async def outcome_of(body, timeout=1.0):
+    resolution = await chain_of(body, timeout).resolve(CallbackRequest(peer="127.0.0.1"), NoHosts())
+    (entry,) = resolution.trace
+    return entry
+
+
+async def test_an_answer_without_waiting_is_used():
+    async def at_once():
+        return ResolverResult(hosts=[WEB1])
+
+    assert (await outcome_of(at_once)).outcome == "matched"
+
+
+async def test_an_answer_after_several_waits_is_used():
+    async def after_waits():
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        return ResolverResult(hosts=[WEB1])
+
+    assert (await outcome_of(after_waits)).outcome == "matched"
 
 
 async def test_a_resolver_that_never_answers_times_out_at_its_limit():
+    async def never():
+        await asyncio.sleep(30)
+
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        await within(asyncio.sleep(30), 0.2)
+    entry = await outcome_of(never, timeout=0.2)
+    assert (entry.outcome, entry.evidence) == ("timeout", ("no answer within 0.2s",))
     assert 0.15 < time.monotonic() - started < 2
 
 
@@ -49,21 +80,20 @@ async def test_time_spent_before_the_first_wait_counts():
         await asyncio.sleep(30)
 
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        await within(busy_then_waits(), 0.4)
+    assert (await outcome_of(busy_then_waits, timeout=0.4)).outcome == "timeout"
     # Out of time at its first wait, not 0.4 s after it.
     assert time.monotonic() - started < 0.8
 
 
-async def test_errors_before_and_after_waiting_reach_the_caller():
+async def test_errors_before_and_after_waiting_are_error_entries():
     async def fails(wait_first):
         if wait_first:
             await asyncio.sleep(0)
         raise LookupError("resolver bug")
 
     for wait_first in (False, True):
-        with pytest.raises(LookupError, match="resolver bug"):
-            await within(fails(wait_first), 1.0)
+        entry = await outcome_of(lambda wait_first=wait_first: fails(wait_first))
+        assert (entry.outcome, entry.evidence) == ("error", ("LookupError: resolver bug",))
 
 
 async def test_the_timeout_reaches_the_resolver_so_it_can_clean_up():
@@ -75,22 +105,21 @@ async def test_the_timeout_reaches_the_resolver_so_it_can_clean_up():
         finally:
             cleaned.set()
 
-    with pytest.raises(TimeoutError):
-        await within(holds_a_resource(), 0.1)
+    assert (await outcome_of(holds_a_resource, timeout=0.1)).outcome == "timeout"
     assert cleaned.is_set()
 
 
-async def test_cancelling_the_caller_cancels_the_resolver():
+async def test_cancelling_the_request_cancels_the_resolver():
     entered, cleaned = asyncio.Event(), asyncio.Event()
 
-    async def resolver():
+    async def waits_long():
         entered.set()
         try:
             await asyncio.sleep(30)
         finally:
             cleaned.set()
 
-    task = asyncio.ensure_future(within(resolver(), 60))
+    task = asyncio.ensure_future(outcome_of(waits_long, timeout=60))
     await entered.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

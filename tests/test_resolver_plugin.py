@@ -13,7 +13,7 @@ import pytest
 from conftest import plugins_config_for
 
 from tornado_callback.config import Settings
-from tornado_callback.plugins import discover_resolvers, make_plugin_manager
+from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "resolver-plugin"

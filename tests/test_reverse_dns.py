@@ -13,11 +13,10 @@ from urllib.parse import urlencode
 import pytest
 from conftest import basic_auth, plugins_config_for
 
-from resolvers import dns_lookup
-from resolvers.dns_lookup import DNSLookup, DNSSettings
 from tests.realservers import dnsmasq, free_port, silent_udp_server
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.plugins import build_chain, make_plugin_manager
+from tornado_callback.plugin import ConfigError, DNSLookup, DNSSettings, Settings
+from tornado_callback.plugin import dns as dns_lookup
+from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
 pytestmark = pytest.mark.gen_test
 

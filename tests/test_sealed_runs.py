@@ -27,8 +27,8 @@ from jobs_support import (  # noqa: F401  (fixtures used by this module)
 )
 
 from tornado_callback.config import parse_plugins_config
-from tornado_callback.playbook_run import UntrustingRunner
-from tornado_callback.sandbox import Sandbox, SandboxRefused
+from tornado_callback.jobs.playbook_run import UntrustingRunner
+from tornado_callback.jobs.sandbox import Sandbox, SandboxRefused
 from tornado_callback.store.models import Group, GroupHost
 
 pytestmark = [pytest.mark.gen_test(timeout=120), pytest.mark.usefixtures("workers")]

@@ -22,7 +22,7 @@ from conftest import shown
 from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, workers, write_playbook  # noqa: F401
 
 from tests.helpers import CliProcess, ServerProcess
-from tornado_callback.executor import EXPLAIN_SHUTDOWN
+from tornado_callback.jobs.executor import EXPLAIN_SHUTDOWN
 
 pytestmark = pytest.mark.gen_test(timeout=120)
 

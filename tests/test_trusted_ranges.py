@@ -12,18 +12,17 @@ import tomllib
 import pytest
 from conftest import plugins_config_for
 
-from resolvers.forward_dns import RESOLVED_KIND
 from resolvers.x_forwarded_for import ForwardedForResolver
 from tests.helpers import REPO, ServerProcess, run_cli
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
+    RESOLVED_ADDRESS_KIND,
     CallbackRequest,
     HostRef,
     HostResolver,
     IndexEntry,
-    RankedResolver,
     ResolutionState,
-    ResolverChain,
 )
+from tornado_callback.plugin.chain import RankedResolver, ResolverChain
 
 HOSTS = {"web2": {"ansible_host": "127.0.0.2"}, "web3": {"ansible_host": "127.0.0.3"}}
 
@@ -72,7 +71,7 @@ def forwarded(peer: str, client: str) -> CallbackRequest:
 @pytest.mark.gen_test
 async def test_a_peer_whose_name_resolves_to_it_is_named_too():
     resolver = ForwardedForResolver([ipaddress.ip_network("192.0.2.0/24")])
-    lookup = Lookup({(RESOLVED_KIND, "192.0.2.9"): HostRef(9, "gateway.example.test")})
+    lookup = Lookup({(RESOLVED_ADDRESS_KIND, "192.0.2.9"): HostRef(9, "gateway.example.test")})
     result = await resolver.resolve(forwarded("192.0.2.9", "192.0.2.50"), ResolutionState(("192.0.2.9",)), lookup)
     assert result.client_addresses == ("192.0.2.50",)
     assert "is the address of host gateway.example.test" in result.evidence[-1]

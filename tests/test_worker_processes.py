@@ -16,10 +16,10 @@ import pytest
 from conftest import PG_ENV, shown
 from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
 
-from tornado_callback.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
-from tornado_callback.launch import MSG_ALREADY_PENDING
-from tornado_callback.resolution import HostRef
-from tornado_callback.run_dirs import RunDirectories
+from tornado_callback.jobs.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
+from tornado_callback.jobs.launch import MSG_ALREADY_PENDING
+from tornado_callback.jobs.run_dirs import RunDirectories
+from tornado_callback.plugin import HostRef
 from tornado_callback.store import queries
 
 pytestmark = pytest.mark.gen_test(timeout=120)

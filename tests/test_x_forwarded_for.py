@@ -12,9 +12,8 @@ from conftest import basic_auth, plugins_config_for
 
 from resolvers.x_forwarded_for import MalformedHeader, forwarded_for_nodes, list_nodes
 from tests.realservers import nginx_proxy
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.plugins import build_chain, make_plugin_manager
-from tornado_callback.resolution import CallbackRequest
+from tornado_callback.plugin import CallbackRequest, ConfigError, Settings
+from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 JSON = {"Content-Type": "application/json"}

@@ -1,4 +1,4 @@
-"""The Tornado application and the ``serve`` loop."""
+"""The Tornado application, the ``serve`` loop and the ``worker`` loop."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ from socket import socket
 import tornado.web
 from tornado.netutil import bind_sockets
 
+from tornado_callback.admin.handlers import api_routes
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
-from tornado_callback.executor import start_workers
-from tornado_callback.handlers.admin import api_routes
-from tornado_callback.handlers.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
-from tornado_callback.sandbox import Sandbox
+from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
+from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
+from tornado_callback.jobs.sandbox import Sandbox, job_sandbox
 from tornado_callback.services import Services
 
 log = logging.getLogger("tornado_callback")
@@ -138,7 +137,7 @@ async def _serve(
     services = await Services.start(settings, upgrade=False)
     try:
         # Job slots per settings.workers (0 with --no-worker: only the lease sweeper runs).
-        workers = start_workers(services, sandbox)
+        workers = services.start_workers(sandbox)
     except ConfigError:
         await services.close()
         raise
@@ -173,4 +172,24 @@ async def _serve(
         await server.close_all_connections()
         await in_flight.finish(SHUTDOWN_GRACE_SECONDS, later_ones=True)
         await workers.stop()
+        await services.close()
+
+
+async def run_workers(settings: Settings) -> None:
+    """``tornado-callback worker``: job workers without an HTTP server, until SIGTERM or SIGINT."""
+    if settings.workers < 1:
+        raise ConfigError("a worker process needs at least one job slot (TORNADO_CALLBACK_WORKERS >= 1)")
+    sandbox = job_sandbox(settings)
+    services = await Services.start(settings)
+    try:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        workers = services.start_workers(sandbox)
+        print(f"tornado-callback worker {workers.worker_id} running "
+              f"{settings.workers} job slot(s)", flush=True)
+        await stop.wait()
+        await workers.stop()
+    finally:
         await services.close()

@@ -15,21 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from tornado_callback import __version__
-from tornado_callback.accounts import LOCAL_ADMIN, AccountError
-from tornado_callback.api_values import INT_MAX, api_datetime, parse_id
-from tornado_callback.app import serve
-from tornado_callback.callbacks import simulated_request
+from tornado_callback.accounts.service import LOCAL_ADMIN, AccountError
+from tornado_callback.app import run_workers, serve
+from tornado_callback.callback.service import simulated_request
 from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.demo import demo_banner, seed_demo
 from tornado_callback.errors import ServiceError
-from tornado_callback.inventories import InventoryError
-from tornado_callback.playbook_run import RunSetupError, playbook_path
-from tornado_callback.plugins import discover_resolvers, make_plugin_manager
-from tornado_callback.sandbox import job_sandbox
+from tornado_callback.http.values import INT_MAX, api_datetime, parse_id
+from tornado_callback.inventory.service import InventoryError
+from tornado_callback.jobs.playbook_run import RunSetupError, playbook_path
+from tornado_callback.jobs.sandbox import job_sandbox
+from tornado_callback.jobs.templates import TemplateError
+from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.database import DatabaseUnavailable
-from tornado_callback.templates import TemplateError
-from tornado_callback.worker_main import run_workers
 
 USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError, DatabaseUnavailable)
 log = logging.getLogger("tornado_callback")

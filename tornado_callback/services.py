@@ -10,25 +10,27 @@ from dataclasses import dataclass
 
 import pluggy
 
-from tornado_callback.accounts import Accounts
+from tornado_callback.accounts.credentials import Credentials
+from tornado_callback.accounts.ratelimit import FailureLimiter, Limits
+from tornado_callback.accounts.secrets import SecretsBox
+from tornado_callback.accounts.service import Accounts
 from tornado_callback.admin.catalog import RESOURCES
 from tornado_callback.admin.service import AdminService
 from tornado_callback.admin.template_actions import TemplateActions
-from tornado_callback.audit import Records
-from tornado_callback.callbacks import CallbackService
+from tornado_callback.callback.audit import Records
+from tornado_callback.callback.service import CallbackService
 from tornado_callback.config import Settings
-from tornado_callback.credentials import Credentials
-from tornado_callback.index_refresh import IndexRefresher
-from tornado_callback.inventories import Inventories
-from tornado_callback.inventory_sync import InventorySync
-from tornado_callback.jobs import JobsService
-from tornado_callback.launch import LaunchService
-from tornado_callback.plugins import build_chain, make_plugin_manager
-from tornado_callback.ratelimit import FailureLimiter, Limits
-from tornado_callback.resolution import ResolverChain
-from tornado_callback.secrets_box import SecretsBox
+from tornado_callback.inventory.index_refresh import IndexRefresher
+from tornado_callback.inventory.service import Inventories
+from tornado_callback.inventory.sync import InventorySync
+from tornado_callback.jobs.executor import WorkerPool, start_workers
+from tornado_callback.jobs.launch import LaunchService
+from tornado_callback.jobs.sandbox import Sandbox
+from tornado_callback.jobs.service import JobsService
+from tornado_callback.jobs.templates import Templates
+from tornado_callback.plugin.chain import ResolverChain
+from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 from tornado_callback.store.database import Database
-from tornado_callback.templates import Templates
 
 
 @dataclass
@@ -106,6 +108,12 @@ class Services:
             admin=admin,
             template_actions=TemplateActions(admin, launcher),
         )
+
+    def start_workers(self, sandbox: Sandbox | None) -> WorkerPool:
+        """This process's job workers, woken at once by the jobs this process queues."""
+        pool = start_workers(self.db, self.credentials, self.settings, sandbox)
+        self.launcher.on_job_queued = pool.wake
+        return pool
 
     async def close(self) -> None:
         await self.inventory_sync.close()

@@ -15,15 +15,16 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback import hookimpl
-from tornado_callback.config import ConfigError, Settings
-from tornado_callback.resolution import (
+from tornado_callback.plugin import (
     CallbackRequest,
+    ConfigError,
     HostLookup,
     HostResolver,
     IndexKey,
     ResolutionState,
     ResolverResult,
+    Settings,
+    hookimpl,
 )
 
 NAME = "host_token"

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from tornado_callback.accounts import new_token
+from tornado_callback.accounts.credentials import ASK
+from tornado_callback.accounts.secrets import SecretsUnreadable
+from tornado_callback.accounts.service import new_token
 from tornado_callback.admin.fields import (
     ENCRYPTED,
     Boolean,
@@ -35,8 +37,6 @@ from tornado_callback.admin.resource import (
     SuperuserOnly,
     WriteContext,
 )
-from tornado_callback.credentials import ASK
-from tornado_callback.secrets_box import SecretsUnreadable
 from tornado_callback.store.models import (
     CallbackAttempt,
     Credential,

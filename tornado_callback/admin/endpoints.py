@@ -19,7 +19,14 @@ from tornado_callback.admin.resource import (
     RoleScoped,
     SubList,
 )
-from tornado_callback.admin.run_schemas import (
+from tornado_callback.admin.template_actions import (
+    LAUNCH_BODY_SCHEMA,
+    LAUNCH_INFO_SCHEMA,
+    LAUNCHED_SCHEMA,
+    SURVEY_SPEC_SCHEMA,
+)
+from tornado_callback.http.values import DEFAULT_PAGE_SIZE, INT_MAX, MAX_PAGE, MAX_PAGE_SIZE, MAX_SEARCH_LENGTH
+from tornado_callback.jobs.schemas import (
     CAN_CANCEL_SCHEMA,
     CAN_UPDATE_SCHEMA,
     INVENTORY_UPDATE_SCHEMA,
@@ -29,13 +36,6 @@ from tornado_callback.admin.run_schemas import (
     JOB_STDOUT_PARAMETERS,
     JOB_STDOUT_SCHEMA,
 )
-from tornado_callback.admin.template_actions import (
-    LAUNCH_BODY_SCHEMA,
-    LAUNCH_INFO_SCHEMA,
-    LAUNCHED_SCHEMA,
-    SURVEY_SPEC_SCHEMA,
-)
-from tornado_callback.api_values import DEFAULT_PAGE_SIZE, INT_MAX, MAX_PAGE, MAX_PAGE_SIZE, MAX_SEARCH_LENGTH
 
 ASSOCIATION_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado_callback.api_values import INT_MAX, api_datetime
+from tornado_callback.accounts.secrets import ENCRYPTED
 from tornado_callback.errors import ServiceError
-from tornado_callback.extra_vars import ExtraVarsError, parse_variables
-
-ENCRYPTED = "$encrypted$"
+from tornado_callback.http.values import INT_MAX, api_datetime
+from tornado_callback.jobs.extra_vars import ExtraVarsError, parse_variables
 
 
 class ValidationError(ServiceError):

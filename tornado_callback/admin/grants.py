@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from tornado_callback.accounts import ROLE_IMPLIES, Principal
+from tornado_callback.accounts.service import ROLE_IMPLIES, Principal
 from tornado_callback.admin.fields import (
     DateTime,
     Invalid,
@@ -20,8 +20,8 @@ from tornado_callback.admin.fields import (
 )
 from tornado_callback.admin.resource import RoleScoped
 from tornado_callback.admin.service import AdminService, ListQuery, Page
-from tornado_callback.api_values import INT_MAX
 from tornado_callback.errors import ServiceError
+from tornado_callback.http.values import INT_MAX
 from tornado_callback.store import queries
 from tornado_callback.store.models import RoleAssignment, User
 

@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.accounts import Principal
+from tornado_callback.accounts.service import Principal
 from tornado_callback.admin.fields import ValidationError
 from tornado_callback.admin.resource import Membership
 from tornado_callback.admin.service import AdminService
-from tornado_callback.api_values import INT_MAX
 from tornado_callback.errors import ServiceError
+from tornado_callback.http.values import INT_MAX
 from tornado_callback.store.models import GroupChild
 
 ASSOCIATION_KEYS = frozenset({"id", "disassociate"})

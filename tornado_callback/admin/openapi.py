@@ -15,7 +15,7 @@ from tornado_callback.admin.endpoints import PAGE_PARAMETERS, Endpoint, Operatio
 from tornado_callback.admin.fields import Variables
 from tornado_callback.admin.resource import Resource
 from tornado_callback.admin.service import timestamps
-from tornado_callback.api_values import INT_MAX
+from tornado_callback.http.values import INT_MAX
 
 ERROR = {"description": "An error: {\"detail\": ...} or {\"field\": [messages]}",
          "content": {"application/json": {"schema": {"type": "object"}}}}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.accounts import Principal, roles_granting
+from tornado_callback.accounts.service import Principal, roles_granting
 from tornado_callback.admin.fields import Field, ForeignKey
 from tornado_callback.store.models import Base, RoleAssignment
 

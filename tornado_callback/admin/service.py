@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.accounts import Accounts, Principal
+from tornado_callback.accounts.secrets import SecretsBox
+from tornado_callback.accounts.service import Accounts, Principal
 from tornado_callback.admin.fields import (
     DateTime,
     Field,
@@ -39,8 +40,7 @@ from tornado_callback.errors import (
     PermissionDenied,
     ServiceError,
 )
-from tornado_callback.inventories import Inventories
-from tornado_callback.secrets_box import SecretsBox
+from tornado_callback.inventory.service import Inventories
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import RoleAssignment, User

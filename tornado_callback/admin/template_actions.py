@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from tornado_callback.accounts import Principal
+from tornado_callback.accounts.service import Principal
 from tornado_callback.admin.fields import (
     ENCRYPTED,
     Invalid,
@@ -22,8 +22,8 @@ from tornado_callback.admin.fields import (
 )
 from tornado_callback.admin.service import AdminService
 from tornado_callback.errors import ServiceError
-from tornado_callback.launch import LaunchRefused, LaunchService, job_url
-from tornado_callback.survey_secrets import is_password_default, seal_password_defaults
+from tornado_callback.jobs.launch import LaunchRefused, LaunchService, job_url
+from tornado_callback.jobs.survey_secrets import is_password_default, seal_password_defaults
 
 QUESTION_TYPES = ("text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect")
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

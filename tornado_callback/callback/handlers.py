@@ -1,0 +1,108 @@
+"""/api/v2/job_templates/{id}/callback/: the host's POST and the admin's GET."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+import tornado.web
+
+from tornado_callback.callback.bodies import parse_callback_body, too_large
+from tornado_callback.callback.service import simulated_request
+from tornado_callback.errors import ServiceError
+from tornado_callback.http.base import APIError, APIHandler
+from tornado_callback.plugin.resolver import CallbackRequest
+
+DISCARD_CAP = 64 * 1024 * 1024
+
+
+@tornado.web.stream_request_body
+class CallbackHandler(APIHandler):
+    # Set from the headers until the body is complete (``post`` runs then).
+    _awaiting_body = False
+
+    def prepare(self) -> Awaitable[None] | None:
+        self._awaiting_body = self.request.method == "POST"
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        if self.request.method != "POST":
+            return None
+        # Chunked bodies have no declared length: read (and discard) past the
+        # limit so that the client still gets a JSON 413, up to a hard cap.
+        self.request.connection.set_max_body_size(self.limit + DISCARD_CAP)
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            # Answer before reading: the rest of the body is discarded and the
+            # connection closed by Tornado.
+            self._too_large = True
+            return self._launch(*self.path_args, **self.path_kwargs)
+        return None
+
+    def compute_etag(self) -> None:
+        """No ETag: an explanation carries the time each resolver took, so no two are alike."""
+        return None
+
+    @property
+    def limit(self) -> int:
+        return self.services.settings.max_body_size
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(chunk)
+        if self._size > self.limit:
+            self._too_large = True
+            self._chunks.clear()
+        else:
+            self._chunks.append(chunk)
+
+    async def post(self, template_id: str) -> None:
+        self._awaiting_body = False
+        await self._launch(template_id)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        # A request cut off while its body streams in (the body timeout, a client
+        # gone) never runs, so never finishes: a stopping server must not wait for it.
+        if self._awaiting_body:
+            self.on_finish()
+
+    async def _launch(self, template_id: str) -> None:
+        if self._too_large:
+            body = too_large(self.limit)
+        else:
+            body = parse_callback_body(self.request.headers.get("Content-Type"), b"".join(self._chunks))
+        try:
+            accepted = await self.services.callbacks.launch(
+                template_id, self.request.remote_ip or "", self.request_headers(), body
+            )
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        self.set_header("Location", accepted.url)
+        self.write_json({"job": accepted.job_id, "url": accepted.url}, status=202)
+
+    async def get(self, template_id: str) -> None:
+        principal = await self.authenticated_user()
+        request = self._evaluated_request()
+        search = self.search_argument().lower()
+        page, page_size = self.page_arguments()  # checked before any work
+        try:
+            explanation = await self.services.callbacks.explain(template_id, principal, request)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        hosts = [h for h in explanation["matching_hosts"] if search in h.lower()]
+        explanation["matching_hosts"] = self.paginate(hosts, page, page_size)
+        self.write_json(explanation)
+
+    def _evaluated_request(self) -> CallbackRequest:
+        """The caller's own request, or the one the admin asks to simulate."""
+        address = self.get_query_argument("address", None)
+        header_args = self.get_query_arguments("header")
+        if address is None and not header_args:
+            return CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers())
+        try:
+            return simulated_request(self.request.remote_ip or "", address, header_args)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+
+

@@ -1,1 +1,0 @@
-"""Thin Tornado handlers: parse, call a service, render."""

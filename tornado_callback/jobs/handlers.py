@@ -1,0 +1,108 @@
+"""/api/v2/jobs/: the job list, one job, its output, and canceling it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado_callback.errors import ServiceError
+from tornado_callback.http.base import (
+    APIError,
+    APIHandler,
+    bad_request,
+)
+from tornado_callback.http.values import parse_id
+from tornado_callback.jobs.service import (
+    JobFilters,
+    JobsService,
+    can_cancel,
+    event_summary,
+    job_summary,
+)
+
+
+class JobsHandler(APIHandler):
+    @property
+    def jobs(self) -> JobsService:
+        return self.services.jobs
+
+    async def _job(self, job_id: str, role: str = "read") -> Any:
+        principal = await self.authenticated_user()
+        try:
+            return await self.jobs.get_for(principal, self.object_id(job_id), role)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+
+
+class JobListHandler(JobsHandler):
+    async def get(self) -> None:
+        principal = await self.authenticated_user()
+        page, page_size = self.page_arguments()
+        template = self.get_query_argument("job_template", None)
+        template_id = parse_id(template) if template is not None else None
+        if template is not None and template_id is None:
+            raise bad_request("job_template must be a template id.")
+        filters = JobFilters(
+            job_template=template_id,
+            status=self.get_query_argument("status", None),
+            launch_type=self.get_query_argument("launch_type", None),
+        )
+        try:
+            count, jobs = await self.jobs.page(principal, filters, page, page_size)
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        if page > 1 and not jobs:
+            raise APIError(404, {"detail": "Invalid page."})
+        self.write_json({
+            "count": count,
+            "next": self._page_url(page + 1) if page * page_size < count else None,
+            "previous": self._page_url(page - 1) if page > 1 else None,
+            "results": [job_summary(j) for j in jobs],
+        })
+
+    def _page_url(self, page: int) -> str:
+        arguments = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        arguments["page"] = str(page)
+        return f"{self.request.path}?{urlencode(arguments)}"
+
+
+class JobDetailHandler(JobsHandler):
+    async def get(self, job_id: str) -> None:
+        self.write_json(job_summary(await self._job(job_id)))
+
+
+class JobStdoutHandler(JobsHandler):
+    async def get(self, job_id: str) -> None:
+        output_format = self.get_query_argument("format", "json")
+        if output_format not in ("json", "txt"):
+            raise bad_request("format must be txt or json.")
+        job = await self._job(job_id)
+        text = job.result_stdout
+        if output_format == "txt":
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(text)
+            return
+        events = await self.jobs.events(job.id)
+        lines = text.count("\n")
+        self.write_json({
+            "range": {"start": 0, "end": lines, "absolute_end": lines},
+            "content": text,
+            "events": [event_summary(e) for e in events],
+        })
+
+
+class JobCancelHandler(JobsHandler):
+    async def get(self, job_id: str) -> None:
+        job = await self._job(job_id)
+        self.write_json({"can_cancel": can_cancel(job)})
+
+    async def post(self, job_id: str) -> None:
+        principal = await self.authenticated_user()
+        try:
+            await self.jobs.cancel(principal, self.object_id(job_id))
+        except ServiceError as e:
+            raise APIError.from_service(e) from e
+        # AWX answers an accepted cancel with 202 and no body.
+        self.clear_header("Content-Type")
+        self.set_status(202)
+        self.finish()
