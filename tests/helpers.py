@@ -34,8 +34,9 @@ def run_cli(*args: str, cwd: Path, input: str | None = None, **env: str) -> subp
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port the kernel has just given out as free (TCP, or ``kind``)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -7,7 +7,8 @@ import json
 import time
 
 import pytest
-from jobs_support import (  # noqa: F401
+
+from tests.jobs_support import (  # noqa: F401
     LOCALHOST_VARS,
     job_settings,
     wait_for_status,

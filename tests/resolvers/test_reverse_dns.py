@@ -11,9 +11,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import basic_auth, plugins_config_for
 
-from tests.realservers import dnsmasq, free_port, silent_udp_server
+from tests.conftest import basic_auth, plugins_config_for
+from tests.helpers import free_port
+from tests.realservers import dnsmasq, silent_udp_server
 from tornado_callback.plugin import ConfigError, DNSLookup, DNSSettings, Settings
 from tornado_callback.plugin import dns as dns_lookup
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager

@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import basic_auth, plugins_config_for
 
+from tests.conftest import basic_auth, plugins_config_for
 from tests.inventory_scripts import InventoryScript
 from tests.realservers import dnsmasq
 

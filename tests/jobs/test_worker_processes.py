@@ -13,9 +13,9 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import PG_ENV, shown
-from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
 
+from tests.conftest import PG_ENV, shown
+from tests.jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, write_playbook
 from tornado_callback.jobs.executor import EXPLAIN_LEASE_EXPIRED, LeaseSweeper
 from tornado_callback.jobs.launch import MSG_ALREADY_PENDING
 from tornado_callback.jobs.run_dirs import RunDirectories

@@ -13,7 +13,7 @@ HOOKS = sorted(
     name for name, value in vars(hookspecs).items()
     if callable(value) and hasattr(value, f"{hookspecs.hookspec.project_name}_spec")
 )
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 
 def test_hooks_are_found():

@@ -17,15 +17,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SECRET_KEY, basic_auth
-from jobs_support import (  # noqa: F401  (fixtures used by this module)
+
+from tests.conftest import TEST_SECRET_KEY, basic_auth
+from tests.jobs_support import (  # noqa: F401  (fixtures used by this module)
     LOCALHOST_VARS,
     job_settings,
     wait_for_status,
     workers,
     write_playbook,
 )
-
 from tornado_callback.config import parse_plugins_config
 from tornado_callback.jobs.playbook_run import UntrustingRunner
 from tornado_callback.jobs.sandbox import Sandbox, SandboxRefused

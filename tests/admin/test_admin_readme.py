@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import cli_env, free_port
+from tests.helpers import REPO, cli_env, free_port
 
-README = Path(__file__).parent.parent / "README.md"
+README = REPO / "README.md"
 
 
 def admin_section() -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import basic_auth, plugins_config_for
 
 from resolvers.x_forwarded_for import MalformedHeader, forwarded_for_nodes, list_nodes
+from tests.conftest import basic_auth, plugins_config_for
 from tests.realservers import nginx_proxy
 from tornado_callback.plugin import CallbackRequest, ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager

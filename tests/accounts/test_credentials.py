@@ -8,7 +8,8 @@ import stat
 
 import pytest
 from cryptography.fernet import Fernet
-from jobs_support import (  # noqa: F401  (fixtures)
+
+from tests.jobs_support import (  # noqa: F401  (fixtures)
     LOCALHOST_VARS,
     TEST_SECRET_KEY,
     settings,
@@ -16,7 +17,6 @@ from jobs_support import (  # noqa: F401  (fixtures)
     workers,
     write_playbook,
 )
-
 from tornado_callback.accounts.credentials import CredentialError
 from tornado_callback.accounts.secrets import SecretsBox, SecretsUnreadable
 from tornado_callback.config import ConfigError

@@ -7,9 +7,9 @@ import json
 import re
 
 import pytest
-from conftest import plugins_config_for
 from sqlalchemy import event
 
+from tests.conftest import plugins_config_for
 from tornado_callback.store import queries
 
 # Seeding hundreds of hosts one save at a time takes seconds.

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import shown
-from jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, workers, write_playbook  # noqa: F401
 
+from tests.conftest import shown
 from tests.helpers import CliProcess, ServerProcess
+from tests.jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, workers, write_playbook  # noqa: F401
 from tornado_callback.jobs.executor import EXPLAIN_SHUTDOWN
 
 pytestmark = pytest.mark.gen_test(timeout=120)

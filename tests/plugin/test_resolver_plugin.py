@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import plugins_config_for
 
+from tests.conftest import plugins_config_for
+from tests.helpers import REPO
 from tornado_callback.config import Settings
 from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "resolver-plugin"
+EXAMPLE = REPO / "examples" / "resolver-plugin"
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 
 

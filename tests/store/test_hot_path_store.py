@@ -8,9 +8,9 @@ import json
 import time
 
 import pytest
-from conftest import plugins_config_for
 from sqlalchemy import event, insert, select, update
 
+from tests.conftest import plugins_config_for
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Inventory, JobTemplate
 from tornado_callback.store.read_cache import READ_CACHE_SECONDS, ReadCache

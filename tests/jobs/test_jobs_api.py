@@ -7,8 +7,8 @@ import json
 import sys
 
 import pytest
-from conftest import basic_auth
 
+from tests.conftest import basic_auth
 from tornado_callback.jobs.service import EXPLAIN_CANCELED_PENDING
 
 # Several tests start the command line in a subprocess (about 2 s each on a busy machine).

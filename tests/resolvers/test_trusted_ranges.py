@@ -10,9 +10,9 @@ import re
 import tomllib
 
 import pytest
-from conftest import plugins_config_for
 
 from resolvers.x_forwarded_for import ForwardedForResolver
+from tests.conftest import plugins_config_for
 from tests.helpers import REPO, ServerProcess, run_cli
 from tornado_callback.plugin import (
     RESOLVED_ADDRESS_KIND,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import plugins_config_for
 
+from tests.conftest import plugins_config_for
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 

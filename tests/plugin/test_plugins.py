@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import pytest
-from conftest import plugins_config_for
 
+from tests.conftest import plugins_config_for
 from tornado_callback.plugin import ConfigError, HostResolver, ResolverResult, Settings, hookimpl
 from tornado_callback.plugin.manager import BUILTIN_PLUGINS, build_chain, make_plugin_manager
 

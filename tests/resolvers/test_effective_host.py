@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import plugins_config_for
 
+from tests.conftest import plugins_config_for
 from tests.realservers import dnsmasq
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager

@@ -6,15 +6,15 @@ import json
 import time
 
 import pytest
-from conftest import basic_auth
-from jobs_support import (  # noqa: F401  (fixtures used by this module)
+
+from tests.conftest import basic_auth
+from tests.jobs_support import (  # noqa: F401  (fixtures used by this module)
     LOCALHOST_VARS,
     settings,
     wait_for_status,
     workers,
     write_playbook,
 )
-
 from tornado_callback.jobs.executor import EXPLAIN_SHUTDOWN
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Inventory
 

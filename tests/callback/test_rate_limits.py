@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_SECRET_KEY, plugins_config_for
 from tornado.testing import bind_unused_port
 
+from tests.conftest import TEST_SECRET_KEY, plugins_config_for
 from tests.helpers import ServerProcess
 from tests.realservers import nginx_proxy
 from tornado_callback.app import make_server
