@@ -21,18 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback.plugin import (
-    INSTANCE_KIND,
-    CallbackRequest,
-    ConfigError,
-    HostLookup,
-    HostResolver,
-    IndexKey,
-    ResolutionState,
-    ResolverResult,
-    Settings,
-    hookimpl,
-)
+from tornado_callback import plugin
 
 NAME = "cloud_metadata"
 DEFAULT_INSTANCE_VARIABLES = ("instance_id", "ec2_instance_id")
@@ -59,7 +48,7 @@ def normalise_instance_id(value: Any) -> str | None:
     return value.strip()
 
 
-class CloudMetadataResolver(HostResolver):
+class CloudMetadataResolver(plugin.HostResolver):
     name = NAME
     priority = 400
 
@@ -71,19 +60,19 @@ class CloudMetadataResolver(HostResolver):
         self.instance_id_variables = tuple(instance_id_variables)
         self.trust_unsigned_claims = trust_unsigned_claims
 
-    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[plugin.IndexKey]:
         for variable in self.instance_id_variables:
             if (instance_id := normalise_instance_id(variables.get(variable))) is not None:
-                yield INSTANCE_KIND, instance_id
+                yield plugin.INSTANCE_KIND, instance_id
 
     async def resolve(
-        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
-    ) -> ResolverResult | None:
+        self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
+    ) -> plugin.ResolverResult | None:
         if "cloud_identity" in request.body:
             try:
                 instance_id = verify_identity(request.body["cloud_identity"])
             except UnverifiedIdentity as e:
-                return ResolverResult(
+                return plugin.ResolverResult(
                     evidence=[f"cloud identity refused: {e}", "no fallback to other evidence"],
                     decisive=True,
                 )
@@ -91,29 +80,29 @@ class CloudMetadataResolver(HostResolver):
         if "instance_id" not in request.body:
             return None
         if not self.trust_unsigned_claims:
-            return ResolverResult(
+            return plugin.ResolverResult(
                 evidence=["unsigned instance_id claim ignored (trust_unsigned_claims is off)"]
             )
         instance_id = normalise_instance_id(request.body["instance_id"])
         if instance_id is None:
-            return ResolverResult(evidence=["instance_id claim is not a usable id: ignored"])
+            return plugin.ResolverResult(evidence=["instance_id claim is not a usable id: ignored"])
         return await self._match(hosts, instance_id, "unsigned instance id claim")
 
-    async def _match(self, hosts: HostLookup, instance_id: str, what: str) -> ResolverResult:
-        found = await hosts.find(INSTANCE_KIND, [instance_id])
+    async def _match(self, hosts: plugin.HostLookup, instance_id: str, what: str) -> plugin.ResolverResult:
+        found = await hosts.find(plugin.INSTANCE_KIND, [instance_id])
         evidence = [f"{what} {instance_id}"]
         if not found:
             evidence.append("no host has this instance id")
-        return ResolverResult(hosts=found, evidence=evidence)
+        return plugin.ResolverResult(hosts=found, evidence=evidence)
 
 
-@hookimpl
-def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+@plugin.hookimpl
+def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
     options = settings.plugins.options(NAME, known={"instance_id_variables", "trust_unsigned_claims"})
     variables = options.get("instance_id_variables", list(DEFAULT_INSTANCE_VARIABLES))
     if not isinstance(variables, list) or not all(isinstance(v, str) and v for v in variables):
-        raise ConfigError(f"resolvers.{NAME}.instance_id_variables must be a list of variable names")
+        raise plugin.ConfigError(f"resolvers.{NAME}.instance_id_variables must be a list of variable names")
     trust = options.get("trust_unsigned_claims", False)
     if not isinstance(trust, bool):
-        raise ConfigError(f"resolvers.{NAME}.trust_unsigned_claims must be true or false")
+        raise plugin.ConfigError(f"resolvers.{NAME}.trust_unsigned_claims must be true or false")
     return [CloudMetadataResolver(variables, trust)]

@@ -12,27 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback.plugin import (
-    ADDRESS_KIND,
-    CallbackRequest,
-    ConfigError,
-    HostLookup,
-    HostResolver,
-    IndexKey,
-    ResolutionState,
-    ResolverResult,
-    Settings,
-    effective_host,
-    hookimpl,
-    normalise_address,
-)
-from tornado_callback.plugin.addresses import EFFECTIVE_HOST_VARIABLES
+from tornado_callback import plugin
 
 NAME = "ip_match"
 DEFAULT_ADDRESS_VARIABLES = ("private_ip_address", "public_ip_address")
 
 
-class IPMatchResolver(HostResolver):
+class IPMatchResolver(plugin.HostResolver):
     name = NAME
     priority = 200
     # 2: the effective host only, no longer every one of name, ansible_host, ansible_ssh_host.
@@ -41,32 +27,32 @@ class IPMatchResolver(HostResolver):
     def __init__(self, address_variables: Iterable[str] = DEFAULT_ADDRESS_VARIABLES) -> None:
         self.address_variables = tuple(address_variables)
 
-    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[plugin.IndexKey]:
         extra = (variables.get(v) for v in self.address_variables)
-        for value in (effective_host(host_name, variables), *extra):
-            if isinstance(value, str) and (address := normalise_address(value)):
-                yield ADDRESS_KIND, address
+        for value in (plugin.effective_host(host_name, variables), *extra):
+            if isinstance(value, str) and (address := plugin.normalise_address(value)):
+                yield plugin.ADDRESS_KIND, address
 
     async def resolve(
-        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
-    ) -> ResolverResult:
-        addresses = [a for a in map(normalise_address, state.client_addresses) if a]
-        found = await hosts.find(ADDRESS_KIND, addresses) if addresses else []
+        self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
+    ) -> plugin.ResolverResult:
+        addresses = [a for a in map(plugin.normalise_address, state.client_addresses) if a]
+        found = await hosts.find(plugin.ADDRESS_KIND, addresses) if addresses else []
         evidence = [f"client address {a}" for a in addresses]
         if not found:
             evidence.append("no host has this address")
-        return ResolverResult(hosts=found, evidence=evidence)
+        return plugin.ResolverResult(hosts=found, evidence=evidence)
 
 
 def _address_variables(options: Mapping[str, Any]) -> tuple[str, ...]:
     value = options.get("address_variables", DEFAULT_ADDRESS_VARIABLES)
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError("resolvers.ip_match.address_variables must be a list of strings")
-    for variable in EFFECTIVE_HOST_VARIABLES:
+        raise plugin.ConfigError("resolvers.ip_match.address_variables must be a list of strings")
+    for variable in plugin.EFFECTIVE_HOST_VARIABLES:
         if variable in value:
             # Listed here, it would match a host by an address AWX never compares
             # (ansible_ssh_host under an ansible_host): another host's configuration.
-            raise ConfigError(
+            raise plugin.ConfigError(
                 f"resolvers.ip_match.address_variables: {variable} is not an extra address "
                 "variable; a host's effective address (ansible_host, else ansible_ssh_host, "
                 "else its name) is always matched"
@@ -74,6 +60,6 @@ def _address_variables(options: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
-@hookimpl
-def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+@plugin.hookimpl
+def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
     return [IPMatchResolver(_address_variables(settings.plugins.options(NAME, known={"address_variables"})))]

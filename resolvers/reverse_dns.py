@@ -17,24 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback.plugin import (
-    NAME_KIND,
-    CallbackRequest,
-    ConfigError,
-    DNSFailure,
-    DNSLookup,
-    HostLookup,
-    HostResolver,
-    IndexKey,
-    ResolutionState,
-    ResolverResult,
-    Settings,
-    dns_settings,
-    effective_host_name,
-    hookimpl,
-    normalise_address,
-    record_type,
-)
+from tornado_callback import plugin
 
 NAME = "reverse_dns"
 # Whoever controls a reverse zone chooses how many PTR names an address has;
@@ -43,24 +26,24 @@ MAX_NAMES = 5
 OPTIONS = frozenset({"nameservers", "tries", "forward_confirm", "cache_ttl", "negative_cache_ttl"})
 
 
-class ReverseDNSResolver(HostResolver):
+class ReverseDNSResolver(plugin.HostResolver):
     name = NAME
     priority = 100
     # 2: the effective host only, no longer every one of name, ansible_host, ansible_ssh_host.
     index_version = 2
 
-    def __init__(self, dns: DNSLookup, forward_confirm: bool = True) -> None:
+    def __init__(self, dns: plugin.DNSLookup, forward_confirm: bool = True) -> None:
         self.dns = dns
         self.forward_confirm = forward_confirm
 
-    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
-        name = effective_host_name(host_name, variables)
-        return () if name is None else ((NAME_KIND, name),)
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[plugin.IndexKey]:
+        name = plugin.effective_host_name(host_name, variables)
+        return () if name is None else ((plugin.NAME_KIND, name),)
 
     async def resolve(
-        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
-    ) -> ResolverResult | None:
-        addresses = [a for a in map(normalise_address, state.client_addresses) if a]
+        self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
+    ) -> plugin.ResolverResult | None:
+        addresses = [a for a in map(plugin.normalise_address, state.client_addresses) if a]
         if not addresses:
             return None
         evidence: list[str] = []
@@ -68,12 +51,12 @@ class ReverseDNSResolver(HostResolver):
         for address in addresses:
             try:
                 names += await self._confirmed_names(address, evidence)
-            except DNSFailure as e:
+            except plugin.DNSFailure as e:
                 evidence.append(f"DNS lookup failed: {e}")
-        found = await hosts.find(NAME_KIND, names) if names else []
+        found = await hosts.find(plugin.NAME_KIND, names) if names else []
         if names and not found:
             evidence.append("no host has these names")
-        return ResolverResult(hosts=found, evidence=evidence, names=tuple(dict.fromkeys(names)))
+        return plugin.ResolverResult(hosts=found, evidence=evidence, names=tuple(dict.fromkeys(names)))
 
     async def _confirmed_names(self, address: str, evidence: list[str]) -> list[str]:
         names = await self.dns.names_of(address)
@@ -89,11 +72,11 @@ class ReverseDNSResolver(HostResolver):
         confirmed = []
         # Only the address's own family can hold it: an IPv4 caller is confirmed by
         # A records, and what the DNS server says to an AAAA query does not matter.
-        qtype = record_type(address)
+        qtype = plugin.record_type(address)
         for name in names:
             try:
                 resolved = await self.dns.addresses_of(name, qtype)
-            except DNSFailure as e:  # this name is not confirmed; the others may be
+            except plugin.DNSFailure as e:  # this name is not confirmed; the others may be
                 evidence.append(f"{address} has PTR name {name}, not confirmed: DNS lookup failed: {e}")
                 continue
             if address in resolved:
@@ -107,16 +90,16 @@ class ReverseDNSResolver(HostResolver):
         await self.dns.close()
 
 
-def _forward_confirm(settings: Settings) -> bool:
+def _forward_confirm(settings: plugin.Settings) -> bool:
     value = settings.plugins.options(NAME).get("forward_confirm", True)
     if not isinstance(value, bool):
-        raise ConfigError(f"resolvers.{NAME}.forward_confirm must be true or false")
+        raise plugin.ConfigError(f"resolvers.{NAME}.forward_confirm must be true or false")
     return value
 
 
-@hookimpl
-def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+@plugin.hookimpl
+def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
     settings.plugins.options(NAME, known=OPTIONS)  # refuse unknown options before anything else
     # Two rounds: the PTR lookup, then forward confirmation.
-    dns = DNSLookup(dns_settings(settings, NAME, rounds=2, cache=True))
+    dns = plugin.DNSLookup(plugin.dns_settings(settings, NAME, rounds=2, cache=True))
     return [ReverseDNSResolver(dns, _forward_confirm(settings))]

@@ -35,28 +35,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tornado_callback.plugin import (
-    ADDRESS_KIND,
-    RESOLVED_ADDRESS_KIND,
-    CallbackRequest,
-    ConfigError,
-    HostIndex,
-    HostLookup,
-    HostRef,
-    HostResolver,
-    ResolutionState,
-    ResolverResult,
-    Settings,
-    hookimpl,
-    normalise_address,
-    parse_address,
-)
+from tornado_callback import plugin
 
 NAME = "x_forwarded_for"
 HEADERS = {h.lower(): h for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Where the index holds hosts' addresses: as the inventory writes them, and as their names resolve.
-HOST_ADDRESS_KINDS = (ADDRESS_KIND, RESOLVED_ADDRESS_KIND)
+HOST_ADDRESS_KINDS = (plugin.ADDRESS_KIND, plugin.RESOLVED_ADDRESS_KIND)
 # A trusted range wider than these, by IP version, takes in more than a few proxies.
 WIDEST_TRUSTED_PREFIX = {4: 24, 6: 64}
 
@@ -98,7 +83,7 @@ def parse_node(text: str) -> str:
         host, port = node.split(":")
     if port and not _PORT.match(port):
         raise MalformedHeader(f"bad port in {_shown(text)}")
-    address = normalise_address(host) if "%" not in host else None
+    address = plugin.normalise_address(host) if "%" not in host else None
     if address is None:
         raise MalformedHeader(f"{_shown(text)} is not an address")
     return address
@@ -154,7 +139,7 @@ def list_nodes(values: Sequence[str]) -> list[str]:
     return [parse_node(item) for item in items]
 
 
-class ForwardedForResolver(HostResolver):
+class ForwardedForResolver(plugin.HostResolver):
     name = NAME
     priority = 300
 
@@ -163,20 +148,20 @@ class ForwardedForResolver(HostResolver):
         # Where machines the administrator did not name one by one are believed.
         self.trusted_ranges = tuple(network for network in self.trusted_proxies if network.num_addresses > 1)
         self.header = header
-        self._last: tuple[CallbackRequest, ResolverResult | None] | None = None
+        self._last: tuple[plugin.CallbackRequest, plugin.ResolverResult | None] | None = None
 
     def is_trusted(self, node: str) -> bool:
-        ip = parse_address(node)
+        ip = plugin.parse_address(node)
         return ip is not None and any(ip in network for network in self.trusted_proxies)
 
     async def resolve(
-        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
-    ) -> ResolverResult | None:
+        self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
+    ) -> plugin.ResolverResult | None:
         result = self._forwarded(request)
         # A proxy named by its own address is checked at start (startup_warnings); one
         # believed for being in a range is checked on each callback, which costs two
         # indexed queries (doubling the chain's time: README, "Benchmark").
-        peer = parse_address(request.peer)
+        peer = plugin.parse_address(request.peer)
         if result is None or peer is None or not any(peer in network for network in self.trusted_ranges):
             return result
         peer_hosts = await _hosts_at(str(peer), hosts)
@@ -188,7 +173,7 @@ class ForwardedForResolver(HostResolver):
             f"peer {request.peer}, trusted as a proxy, is the address of host {names}: {self._danger()}",
         ])
 
-    async def startup_warnings(self, index: HostIndex) -> list[str]:
+    async def startup_warnings(self, index: plugin.HostIndex) -> list[str]:
         warnings = [
             f"trusted_proxies: {network} is wider than a /{WIDEST_TRUSTED_PREFIX[network.version]}: "
             f"{self._danger()}; list the proxies' own addresses"
@@ -200,7 +185,7 @@ class ForwardedForResolver(HostResolver):
         entries = [entry for kind in HOST_ADDRESS_KINDS for entry in await index.entries(kind)]
         for network in self.trusted_proxies:
             inside = sorted({(entry.inventory, entry.host, entry.value) for entry in entries
-                             if (address := parse_address(entry.value)) is not None and address in network})
+                             if (address := plugin.parse_address(entry.value)) is not None and address in network})
             if inside:
                 inventory, host, address = inside[0]
                 more = f" and {len(inside) - 1} more" if len(inside) > 1 else ""
@@ -211,11 +196,11 @@ class ForwardedForResolver(HostResolver):
     def _danger(self) -> str:
         return f"a host inside a trusted range can write another host's address into {self.header} and be taken for it"
 
-    def client_address(self, request: CallbackRequest) -> str | None:
+    def client_address(self, request: plugin.CallbackRequest) -> str | None:
         result = self._forwarded(request)
         return result.client_addresses[0] if result is not None and result.client_addresses else None
 
-    def _forwarded(self, request: CallbackRequest) -> ResolverResult | None:
+    def _forwarded(self, request: plugin.CallbackRequest) -> plugin.ResolverResult | None:
         # The rate limits ask for the client (client_address) just before the chain
         # runs on the same request: the chain gets the answer read for them, not a
         # second reading of the header (some 15 us of a callback).
@@ -226,30 +211,30 @@ class ForwardedForResolver(HostResolver):
         self._last = (request, result)
         return result
 
-    def _read(self, request: CallbackRequest) -> ResolverResult | None:
+    def _read(self, request: plugin.CallbackRequest) -> plugin.ResolverResult | None:
         values = request.header_values(self.header)
         if not values:
             return None
         peer = request.peer
         if not self.is_trusted(peer):
-            return ResolverResult(
+            return plugin.ResolverResult(
                 evidence=[f"peer {peer} is not a trusted proxy: {self.header} ignored"]
             )
         evidence = [f"peer {peer} is a trusted proxy"]
         try:
             nodes = self._nodes(values)
         except MalformedHeader as e:
-            return ResolverResult(
+            return plugin.ResolverResult(
                 evidence=[*evidence, f"malformed {self.header} header ({e}): client unknown"],
                 client_addresses=(),
             )
         client = self._client(nodes)
-        if normalise_address(client) is None:
-            return ResolverResult(
+        if plugin.normalise_address(client) is None:
+            return plugin.ResolverResult(
                 evidence=[*evidence, f"client is {_shown(client)}, not an address: client unknown"],
                 client_addresses=(),
             )
-        return ResolverResult(evidence=[*evidence, f"client {client}"], client_addresses=(client,))
+        return plugin.ResolverResult(evidence=[*evidence, f"client {client}"], client_addresses=(client,))
 
     def _nodes(self, values: Sequence[str]) -> list[str]:
         if self.header == "Forwarded":
@@ -268,7 +253,7 @@ class ForwardedForResolver(HostResolver):
         return nodes[0]
 
 
-async def _hosts_at(address: str, hosts: HostLookup) -> list[HostRef]:
+async def _hosts_at(address: str, hosts: plugin.HostLookup) -> list[plugin.HostRef]:
     """The hosts whose address (of any kind the index holds) is ``address``, in its normal form."""
     found = {host.id: host for kind in HOST_ADDRESS_KINDS for host in await hosts.find(kind, [address])}
     return list(found.values())
@@ -277,24 +262,24 @@ async def _hosts_at(address: str, hosts: HostLookup) -> list[HostRef]:
 def _trusted_proxies(options: Mapping[str, Any]) -> list[Network]:
     value = options.get("trusted_proxies", [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"resolvers.{NAME}.trusted_proxies must be a list of CIDR strings")
+        raise plugin.ConfigError(f"resolvers.{NAME}.trusted_proxies must be a list of CIDR strings")
     networks = []
     for text in value:
         try:
             networks.append(ipaddress.ip_network(text.strip(), strict=False))
         except ValueError as e:
-            raise ConfigError(f"resolvers.{NAME}.trusted_proxies: {text!r} is not a network") from e
+            raise plugin.ConfigError(f"resolvers.{NAME}.trusted_proxies: {text!r} is not a network") from e
     return networks
 
 
 def _header(options: Mapping[str, Any]) -> str:
     value = options.get("header", "X-Forwarded-For")
     if not isinstance(value, str) or value.lower() not in HEADERS:
-        raise ConfigError(f"resolvers.{NAME}.header must be one of: {', '.join(HEADERS.values())}")
+        raise plugin.ConfigError(f"resolvers.{NAME}.header must be one of: {', '.join(HEADERS.values())}")
     return HEADERS[value.lower()]
 
 
-@hookimpl
-def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+@plugin.hookimpl
+def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
     options = settings.plugins.options(NAME, known={"trusted_proxies", "header"})
     return [ForwardedForResolver(_trusted_proxies(options), _header(options))]

@@ -15,17 +15,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tornado_callback.plugin import (
-    CallbackRequest,
-    ConfigError,
-    HostLookup,
-    HostResolver,
-    IndexKey,
-    ResolutionState,
-    ResolverResult,
-    Settings,
-    hookimpl,
-)
+from tornado_callback import plugin
 
 NAME = "host_token"
 KIND = "host_token_sha256"
@@ -35,7 +25,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class HostTokenResolver(HostResolver):
+class HostTokenResolver(plugin.HostResolver):
     name = NAME
     priority = 250
 
@@ -43,30 +33,30 @@ class HostTokenResolver(HostResolver):
         self.header = header
         self.variable = variable
 
-    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[IndexKey]:
+    def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> Iterable[plugin.IndexKey]:
         token = variables.get(self.variable)
         if isinstance(token, str) and token:
             yield KIND, digest(token)
 
     async def resolve(
-        self, request: CallbackRequest, state: ResolutionState, hosts: HostLookup
-    ) -> ResolverResult | None:
+        self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
+    ) -> plugin.ResolverResult | None:
         values = request.header_values(self.header)
         if not values:
             return None  # nothing to look at: the next resolver is tried
         if len(values) > 1 or not values[0].strip():
-            return ResolverResult(evidence=[f"{self.header} must be sent once, non-empty: ignored"])
+            return plugin.ResolverResult(evidence=[f"{self.header} must be sent once, non-empty: ignored"])
         found = await hosts.find(KIND, [digest(values[0].strip())])
         evidence = [f"{self.header} header given"]
         if not found:
             evidence.append("no host has this token")
-        return ResolverResult(hosts=found, evidence=evidence)
+        return plugin.ResolverResult(hosts=found, evidence=evidence)
 
 
-@hookimpl
-def tcb_register_resolvers(settings: Settings) -> list[HostResolver]:
+@plugin.hookimpl
+def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
     options = settings.plugins.options(NAME, known={"header", "variable"})
     for key in ("header", "variable"):
         if key in options and not (isinstance(options[key], str) and options[key]):
-            raise ConfigError(f"resolvers.{NAME}.{key} must be a non-empty string")
+            raise plugin.ConfigError(f"resolvers.{NAME}.{key} must be a non-empty string")
     return [HostTokenResolver(**options)]

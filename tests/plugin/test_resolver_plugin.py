@@ -3,6 +3,7 @@ user installs it: found through its entry point, ranked by plugins.toml, used in
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -84,3 +85,22 @@ async def test_the_token_decides_a_real_callback(fetch, seed, services):
     assert trace[0] == {**trace[0], "resolver": "host_token", "priority": 450, "outcome": "matched",
                         "hosts": ["web1"], "evidence": ["X-Host-Token header given"]}
     assert "tok-one" not in json.dumps(trace)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The project modules a file imports (``from tornado_callback import plugin`` names the plugin module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.update(f"{node.module}.{alias.name}" if node.module == "tornado_callback" else node.module
+                         for alias in node.names)
+    return {name for name in found if name.split(".")[0] in ("tornado_callback", "resolvers")}
+
+
+@pytest.mark.parametrize("path", [EXAMPLE / "tcb_host_token.py", *sorted((REPO / "resolvers").glob("[a-z]*.py"))],
+                         ids=lambda path: path.name)
+def test_a_plugin_needs_only_the_plugin_api(path):
+    """The example and the built-ins alike: a third-party plugin has every power a built-in has."""
+    assert imported_modules(path) == {"tornado_callback.plugin"}

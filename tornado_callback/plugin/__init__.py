@@ -1,6 +1,8 @@
 """The plugin API, in one import: everything a resolver plugin, built-in or third-party, may use.
 
-    from tornado_callback.plugin import HostResolver, ResolverResult, hookimpl
+    from tornado_callback import plugin
+
+    class MyResolver(plugin.HostResolver): ...
 
 The hooks are documented in ``tornado_callback.plugin.spec``. Nothing else of
 the package is the plugins' business; the built-in resolvers (``resolvers/``)
@@ -9,6 +11,7 @@ import only this module, exactly as a third-party plugin does.
 
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.addresses import (
+    EFFECTIVE_HOST_VARIABLES,
     effective_host,
     effective_host_name,
     normalise_address,
@@ -35,6 +38,7 @@ from tornado_callback.plugin.resolver import (
 )
 
 __all__ = [
+    "EFFECTIVE_HOST_VARIABLES",
     "ADDRESS_KIND",
     "INSTANCE_KIND",
     "NAME_KIND",
