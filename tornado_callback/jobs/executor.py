@@ -3,7 +3,7 @@
 A playbook runs in ansible-runner's own thread; the event loop only polls it
 (events, lease, cancel requests) between short sleeps, so the server keeps
 answering callbacks while jobs run. Every state change goes through
-``store.job_queue``'s conditional updates, so a job is run by exactly one
+``jobs.queue``'s conditional updates, so a job is run by exactly one
 worker, and a worker that lost its job (its lease was swept) changes nothing.
 """
 

@@ -1,7 +1,7 @@
 """The plugin contract. Every hook is prefixed ``tcb_``.
 
-A plugin is any object or module with functions marked
-``@tornado_callback.plugin.hookimpl`` whose names match the specs below. Built-in
+A plugin is any object or module with functions marked ``@plugin.hookimpl``
+(``from tornado_callback import plugin``) whose names match the specs below. Built-in
 resolvers (the ``resolvers`` package) are plugins like any other; third-party
 ones are found through the entry point group ``tornado_callback.resolvers``.
 """
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tornado_callback.config import Settings
     from tornado_callback.plugin.resolver import HostResolver
 
+
 @hookspec
 def tcb_register_resolvers(settings: Settings) -> list[HostResolver] | None:
     """Return the host resolvers this plugin provides.
@@ -28,10 +29,10 @@ def tcb_register_resolvers(settings: Settings) -> list[HostResolver] | None:
     :param settings: the server's settings. A resolver reads its own options
         with ``settings.plugins.options(NAME)``: the keys of its
         ``[resolvers.NAME]`` table other than ``priority``, ``enabled`` and
-        ``timeout``. Raise ``tornado_callback.config.ConfigError`` for an
+        ``timeout``. Raise ``plugin.ConfigError`` for an
         unusable option; the server refuses to start and shows the message.
 
-    :return: a list of ``tornado_callback.plugin.resolver.HostResolver`` instances,
+    :return: a list of ``plugin.HostResolver`` instances,
         each with a ``name`` unique across all plugins; or None (or an empty
         list) to contribute nothing.
 
@@ -44,5 +45,5 @@ def tcb_register_resolvers(settings: Settings) -> list[HostResolver] | None:
     ``error`` or ``timeout`` entry in the trace. Index keys come from
     ``index_keys`` when a host is saved, or, when they need I/O (DNS), from
     ``refreshed_index_keys`` in the background; ``aclose`` is awaited when the
-    server stops. See ``tornado_callback.plugin.resolver.HostResolver``.
+    server stops. See ``plugin.HostResolver``.
     """
