@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from tornado_callback.store.driver import run_on_driver
 from tornado_callback.store.sqlite_worker import SQLiteWorker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -124,12 +125,12 @@ def _sqlite_begin(connection: Connection) -> None:
 
     A writer says BEGIN IMMEDIATE, taking the write lock at once: a deferred
     transaction that read first could not upgrade once another process had
-    written (SQLITE_BUSY). Sent to the driver directly: through SQLAlchemy's
+    written (SQLITE_BUSY). Sent by ``run_on_driver``: through SQLAlchemy's
     statement machinery it cost as much as the query it opened.
     """
     statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
     if statement:
-        connection.connection.driver_connection.execute(statement)
+        run_on_driver(connection, statement)
 
 
 def make_sync_sqlite_engine(url: str) -> Engine:

@@ -26,9 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tornado_callback.store.driver import run_on_driver
 from tornado_callback.store.models import (
     ACTIVE_JOB_STATUSES,
     AuthFailure,
@@ -59,19 +59,18 @@ _auth_failures = AuthFailure.__table__
 
 
 class DriverStatement:
-    """A Core statement compiled once per dialect and run on the driver's cursor.
+    """A Core statement compiled once per dialect, run by ``run_on_driver``.
 
     For the statements every callback runs: SQLAlchemy's per-execution work
     (compiling or looking up the statement, processing parameters, building
     result metadata from the cursor for each execution) cost several times
-    the work in the database (README, "Benchmark"). What that work is for is
-    kept: the Connection's cursor events still see each statement (SQL
-    observers such as tests), and driver errors are raised as SQLAlchemy's
-    (``IntegrityError``...). Parameters go to the driver as given and rows
-    come back as the driver gives them, so only for statements whose
-    parameters and columns need no type processing (integers and text;
-    booleans come back as 0/1 on SQLite). ``statement`` may name one
-    statement per dialect name.
+    the work in the database (README, "Benchmark"). Event listeners still see
+    each statement, with a real execution context (see ``driver``), and
+    driver errors are raised as SQLAlchemy's (``IntegrityError``...).
+    Parameters go to the driver as given and rows come back as the driver
+    gives them, so only for statements whose parameters and columns need no
+    type processing (integers and text; booleans come back as 0/1 on SQLite).
+    ``statement`` may name one statement per dialect name.
     """
 
     def __init__(self, statement: Executable | Mapping[str, Executable]) -> None:
@@ -91,25 +90,10 @@ class DriverStatement:
     def parameters(self, compiled: Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(params[name] for name in compiled.positiontup or ())
 
-    def run(self, db: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def run(self, db: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Execute the statement in ``db``'s transaction; the rows it returns (none without RETURNING)."""
         compiled = self.compiled(db.dialect)
-        sql, parameters = compiled.string, self.parameters(compiled, params)
-        cursor = db.connection.dbapi_connection.cursor()
-        try:
-            events = db.dispatch
-            if events.before_cursor_execute:
-                events.before_cursor_execute(db, cursor, sql, parameters, None, False)
-            try:
-                cursor.execute(sql, parameters)
-                rows = cursor.fetchall() if cursor.description is not None else []
-            except db.dialect.loaded_dbapi.Error as e:
-                raise DBAPIError.instance(sql, parameters, e, db.dialect.loaded_dbapi.Error) from e
-            if events.after_cursor_execute:
-                events.after_cursor_execute(db, cursor, sql, parameters, None, False)
-        finally:
-            cursor.close()
-        return rows
+        return run_on_driver(db, compiled.string, self.parameters(compiled, params))
 
 
 class DriverInsert(DriverStatement):

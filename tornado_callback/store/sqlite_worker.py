@@ -27,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from tornado_callback.store.driver import run_on_driver
+
 Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
 Batch = list[Unit]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
@@ -130,17 +132,17 @@ def _run_together(connection: Connection, units: list[Unit]) -> list[Outcome]:
     try:
         with connection.begin():
             for work, args, kwargs, future in units:
-                driver.execute("SAVEPOINT unit")
+                run_on_driver(connection, "SAVEPOINT unit")
                 try:
                     value = work(connection, *args, **kwargs)
                 except BaseException as e:
                     if not driver.in_transaction:  # SQLite dropped the whole transaction (e.g. disk full)
                         raise
-                    driver.execute("ROLLBACK TO unit")
+                    run_on_driver(connection, "ROLLBACK TO unit")
                     outcomes.append((future, None, e))
                 else:
                     outcomes.append((future, value, None))
-                driver.execute("RELEASE unit")
+                run_on_driver(connection, "RELEASE unit")
     except BaseException as e:  # nothing of the batch was committed: every unit fails with it
         return [(unit[3], None, e) for unit in units]
     return outcomes
