@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode
 
 import tornado.web
 
@@ -86,19 +85,8 @@ class AdminHandler(APIHandler):
                      for name in self.request.query_arguments if name not in LIST_ARGUMENTS},
         )
 
-    def page_link(self, page: int) -> str:
-        args = {name: self.get_query_arguments(name) for name in self.request.query_arguments}
-        args["page"] = [str(page)]
-        return f"{self.request.path}?{urlencode(args, doseq=True)}"
-
-    def write_page(self, page: Page, query: ListQuery) -> None:
-        more = query.page * query.page_size < page.count
-        self.write_json({
-            "count": page.count,
-            "next": self.page_link(query.page + 1) if more else None,
-            "previous": self.page_link(query.page - 1) if query.page > 1 else None,
-            "results": page.results,
-        })
+    def write_list(self, page: Page, query: ListQuery) -> None:
+        self.write_page(page.count, page.results, query.page, query.page_size)
 
     def write_no_content(self) -> None:
         self.clear_header("Content-Type")
@@ -109,7 +97,7 @@ class AdminHandler(APIHandler):
 class ListHandler(AdminHandler):
     async def get(self) -> None:
         query = self.list_query()
-        self.write_page(await self.call(self.admin.list(self.endpoint.resource, self.principal, query)), query)
+        self.write_list(await self.call(self.admin.list(self.endpoint.resource, self.principal, query)), query)
 
     async def post(self) -> None:
         created = await self.call(self.admin.create(self.endpoint.resource, self.principal, self.json_body()))
@@ -140,7 +128,7 @@ class SubListHandler(AdminHandler):
     async def get(self, parent_id: str) -> None:
         spec = self.endpoint.sub_list
         query = self.list_query()
-        self.write_page(await self.call(
+        self.write_list(await self.call(
             self.admin.sub_list(spec, self.principal, self.object_id(parent_id), query)), query)
 
     async def post(self, parent_id: str) -> None:
@@ -152,7 +140,7 @@ class SubListHandler(AdminHandler):
 class MembersHandler(AdminHandler):
     async def get(self, parent_id: str) -> None:
         query = self.list_query()
-        self.write_page(await self.call(self.admin.members(
+        self.write_list(await self.call(self.admin.members(
             self.endpoint.membership, self.principal, self.object_id(parent_id), query)), query)
 
     async def post(self, parent_id: str) -> None:
@@ -164,7 +152,7 @@ class MembersHandler(AdminHandler):
 class RolesHandler(AdminHandler):
     async def get(self, obj_id: str) -> None:
         query = self.list_query()
-        self.write_page(await self.call(list_roles(
+        self.write_list(await self.call(list_roles(
             self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), query)), query)
 
     async def post(self, obj_id: str) -> None:
@@ -204,7 +192,7 @@ class LaunchHandler(AdminHandler):
 class MeHandler(AdminHandler):
     async def get(self) -> None:
         query = ListQuery()
-        self.write_page(await self.call(self.admin.me(self.principal)), query)
+        self.write_list(await self.call(self.admin.me(self.principal)), query)
 
 
 class OpenAPIHandler(AdminHandler):

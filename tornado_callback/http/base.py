@@ -1,4 +1,4 @@
-"""APIHandler: JSON in and out, one ``write_error``, authentication, pagination."""
+"""APIHandler: JSON in and out, one ``write_error``, authentication, one paginator."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import orjson
 import tornado.web
@@ -194,12 +195,32 @@ class APIHandler(tornado.web.RequestHandler):
         return value
 
     @staticmethod
-    def paginate(items: Sequence[Any], page: int, page_size: int) -> list[Any]:
-        """One page of an in-memory list."""
-        start = (page - 1) * page_size
-        if start and start >= len(items):
+    def check_page(count: int, page: int, page_size: int) -> None:
+        """A page past the last is not found; the first page exists even when empty."""
+        if page > 1 and (page - 1) * page_size >= count:
             raise APIError(404, {"detail": "Invalid page."})
+
+    def paginate(self, items: Sequence[Any], page: int, page_size: int) -> list[Any]:
+        """One page of an in-memory list."""
+        self.check_page(len(items), page, page_size)
+        start = (page - 1) * page_size
         return list(items[start:start + page_size])
+
+    def page_link(self, page: int) -> str:
+        """This request's URL at another page, every other query argument kept (as DRF's links do)."""
+        args = {name: self.get_query_arguments(name) for name in self.request.query_arguments}
+        args["page"] = [str(page)]
+        return f"{self.request.path}?{urlencode(args, doseq=True)}"
+
+    def write_page(self, count: int, results: list[Any], page: int, page_size: int) -> None:
+        """One page of ``count`` items as AWX answers a list: count, next, previous, results."""
+        self.check_page(count, page, page_size)
+        self.write_json({
+            "count": count,
+            "next": self.page_link(page + 1) if page * page_size < count else None,
+            "previous": self.page_link(page - 1) if page > 1 else None,
+            "results": results,
+        })
 
 
 class NotFoundHandler(APIHandler):

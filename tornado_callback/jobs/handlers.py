@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from tornado_callback.errors import ServiceError
 from tornado_callback.http.base import (
@@ -51,19 +50,7 @@ class JobListHandler(JobsHandler):
             count, jobs = await self.jobs.page(principal, filters, page, page_size)
         except ServiceError as e:
             raise APIError.from_service(e) from e
-        if page > 1 and not jobs:
-            raise APIError(404, {"detail": "Invalid page."})
-        self.write_json({
-            "count": count,
-            "next": self._page_url(page + 1) if page * page_size < count else None,
-            "previous": self._page_url(page - 1) if page > 1 else None,
-            "results": [job_summary(j) for j in jobs],
-        })
-
-    def _page_url(self, page: int) -> str:
-        arguments = {k: self.get_query_argument(k) for k in self.request.query_arguments}
-        arguments["page"] = str(page)
-        return f"{self.request.path}?{urlencode(arguments)}"
+        self.write_page(count, [job_summary(j) for j in jobs], page, page_size)
 
 
 class JobDetailHandler(JobsHandler):
