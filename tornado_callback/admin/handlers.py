@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
@@ -19,7 +18,6 @@ from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
 from tornado_callback.admin.service import AdminService, ListQuery, Page
 from tornado_callback.callback.handlers import CallbackHandler
-from tornado_callback.errors import ServiceError
 from tornado_callback.http.base import (
     APIError,
     APIHandler,
@@ -37,7 +35,6 @@ from tornado_callback.jobs.handlers import (
 if TYPE_CHECKING:  # the wiring imports every domain; handlers only name its type
     from tornado_callback.services import Services
 
-T = TypeVar("T")
 LIST_ARGUMENTS = frozenset({"page", "page_size", "search", "order_by"})
 
 
@@ -57,12 +54,6 @@ class AdminHandler(APIHandler):
             raise APIError(405, {"detail": f'Method "{self.request.method}" not allowed.'},
                            {"Allow": ", ".join(sorted(self.endpoint.methods))})
         self.principal = await self.authenticated_user()
-
-    async def call(self, awaitable: Awaitable[T]) -> T:
-        try:
-            return await awaitable
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
 
     def json_body(self) -> Any:
         if not self.request.body:
@@ -97,17 +88,16 @@ class AdminHandler(APIHandler):
 class ListHandler(AdminHandler):
     async def get(self) -> None:
         query = self.list_query()
-        self.write_list(await self.call(self.admin.list(self.endpoint.resource, self.principal, query)), query)
+        self.write_list(await self.admin.list(self.endpoint.resource, self.principal, query), query)
 
     async def post(self) -> None:
-        created = await self.call(self.admin.create(self.endpoint.resource, self.principal, self.json_body()))
+        created = await self.admin.create(self.endpoint.resource, self.principal, self.json_body())
         self.write_json(created, status=201)
 
 
 class DetailHandler(AdminHandler):
     async def get(self, obj_id: str) -> None:
-        self.write_json(await self.call(
-            self.admin.get(self.endpoint.resource, self.principal, self.object_id(obj_id))))
+        self.write_json(await self.admin.get(self.endpoint.resource, self.principal, self.object_id(obj_id)))
 
     async def put(self, obj_id: str) -> None:
         await self._update(obj_id, partial=False)
@@ -116,11 +106,11 @@ class DetailHandler(AdminHandler):
         await self._update(obj_id, partial=True)
 
     async def _update(self, obj_id: str, *, partial: bool) -> None:
-        self.write_json(await self.call(self.admin.update(
-            self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body(), partial=partial)))
+        self.write_json(await self.admin.update(
+            self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body(), partial=partial))
 
     async def delete(self, obj_id: str) -> None:
-        await self.call(self.admin.delete(self.endpoint.resource, self.principal, self.object_id(obj_id)))
+        await self.admin.delete(self.endpoint.resource, self.principal, self.object_id(obj_id))
         self.write_no_content()
 
 
@@ -128,63 +118,62 @@ class SubListHandler(AdminHandler):
     async def get(self, parent_id: str) -> None:
         spec = self.endpoint.sub_list
         query = self.list_query()
-        self.write_list(await self.call(
-            self.admin.sub_list(spec, self.principal, self.object_id(parent_id), query)), query)
+        self.write_list(await self.admin.sub_list(spec, self.principal, self.object_id(parent_id), query), query)
 
     async def post(self, parent_id: str) -> None:
-        created = await self.call(self.admin.create_in(
-            self.endpoint.sub_list, self.principal, self.object_id(parent_id), self.json_body()))
+        created = await self.admin.create_in(
+            self.endpoint.sub_list, self.principal, self.object_id(parent_id), self.json_body())
         self.write_json(created, status=201)
 
 
 class MembersHandler(AdminHandler):
     async def get(self, parent_id: str) -> None:
         query = self.list_query()
-        self.write_list(await self.call(self.admin.members(
-            self.endpoint.membership, self.principal, self.object_id(parent_id), query)), query)
+        self.write_list(await self.admin.members(
+            self.endpoint.membership, self.principal, self.object_id(parent_id), query), query)
 
     async def post(self, parent_id: str) -> None:
-        await self.call(change_membership(
-            self.admin, self.endpoint.membership, self.principal, self.object_id(parent_id), self.json_body()))
+        await change_membership(
+            self.admin, self.endpoint.membership, self.principal, self.object_id(parent_id), self.json_body())
         self.write_no_content()
 
 
 class RolesHandler(AdminHandler):
     async def get(self, obj_id: str) -> None:
         query = self.list_query()
-        self.write_list(await self.call(list_roles(
-            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), query)), query)
+        self.write_list(await list_roles(
+            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), query), query)
 
     async def post(self, obj_id: str) -> None:
-        await self.call(change_role(
-            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body()))
+        await change_role(
+            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body())
         self.write_no_content()
 
 
 class SurveySpecHandler(AdminHandler):
     async def get(self, template_id: str) -> None:
-        self.write_json(await self.call(
-            self.services.template_actions.survey_spec(self.principal, self.object_id(template_id))))
+        self.write_json(await self.services.template_actions.survey_spec(
+            self.principal, self.object_id(template_id)))
 
     async def post(self, template_id: str) -> None:
-        await self.call(self.services.template_actions.set_survey_spec(
-            self.principal, self.object_id(template_id), self.json_body()))
+        await self.services.template_actions.set_survey_spec(
+            self.principal, self.object_id(template_id), self.json_body())
         self.write_no_content()
 
     async def delete(self, template_id: str) -> None:
-        await self.call(self.services.template_actions.set_survey_spec(
-            self.principal, self.object_id(template_id), None))
+        await self.services.template_actions.set_survey_spec(
+            self.principal, self.object_id(template_id), None)
         self.write_no_content()
 
 
 class LaunchHandler(AdminHandler):
     async def get(self, template_id: str) -> None:
-        self.write_json(await self.call(
-            self.services.template_actions.launch_info(self.principal, self.object_id(template_id))))
+        self.write_json(await self.services.template_actions.launch_info(
+            self.principal, self.object_id(template_id)))
 
     async def post(self, template_id: str) -> None:
-        launched = await self.call(self.services.template_actions.launch(
-            self.principal, self.object_id(template_id), self.json_body()))
+        launched = await self.services.template_actions.launch(
+            self.principal, self.object_id(template_id), self.json_body())
         self.set_header("Location", launched["url"])
         self.write_json(launched, status=201)
 
@@ -192,7 +181,7 @@ class LaunchHandler(AdminHandler):
 class MeHandler(AdminHandler):
     async def get(self) -> None:
         query = ListQuery()
-        self.write_list(await self.call(self.admin.me(self.principal)), query)
+        self.write_list(await self.admin.me(self.principal), query)
 
 
 class OpenAPIHandler(AdminHandler):

@@ -8,8 +8,7 @@ import tornado.web
 
 from tornado_callback.callback.bodies import parse_callback_body, too_large
 from tornado_callback.callback.service import simulated_request
-from tornado_callback.errors import ServiceError
-from tornado_callback.http.base import APIError, APIHandler
+from tornado_callback.http.base import APIHandler
 from tornado_callback.plugin.resolver import CallbackRequest
 
 DISCARD_CAP = 64 * 1024 * 1024
@@ -72,12 +71,9 @@ class CallbackHandler(APIHandler):
             body = too_large(self.limit)
         else:
             body = parse_callback_body(self.request.headers.get("Content-Type"), b"".join(self._chunks))
-        try:
-            accepted = await self.services.callbacks.launch(
-                template_id, self.request.remote_ip or "", self.request_headers(), body
-            )
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
+        accepted = await self.services.callbacks.launch(
+            template_id, self.request.remote_ip or "", self.request_headers(), body
+        )
         self.set_header("Location", accepted.url)
         self.write_json({"job": accepted.job_id, "url": accepted.url}, status=202)
 
@@ -86,10 +82,7 @@ class CallbackHandler(APIHandler):
         request = self._evaluated_request()
         search = self.search_argument().lower()
         page, page_size = self.page_arguments()  # checked before any work
-        try:
-            explanation = await self.services.callbacks.explain(template_id, principal, request)
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
+        explanation = await self.services.callbacks.explain(template_id, principal, request)
         hosts = [h for h in explanation["matching_hosts"] if search in h.lower()]
         explanation["matching_hosts"] = self.paginate(hosts, page, page_size)
         self.write_json(explanation)
@@ -100,9 +93,4 @@ class CallbackHandler(APIHandler):
         header_args = self.get_query_arguments("header")
         if address is None and not header_args:
             return CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers())
-        try:
-            return simulated_request(self.request.remote_ip or "", address, header_args)
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
-
-
+        return simulated_request(self.request.remote_ip or "", address, header_args)

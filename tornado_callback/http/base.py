@@ -1,4 +1,4 @@
-"""APIHandler: JSON in and out, one ``write_error``, authentication, one paginator."""
+"""APIHandler: JSON in and out, errors translated in one place, authentication, one paginator."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from http import HTTPStatus
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -54,10 +55,6 @@ class APIError(tornado.web.HTTPError):
         self.body = body
         self.headers = headers or {}
 
-    @classmethod
-    def from_service(cls, error: ServiceError) -> APIError:
-        return cls(error.status, error.body, error.headers)
-
 
 def encode_json(body: Any) -> bytes:
     """``body`` as compact JSON (as AWX's API writes it), anything unknown as its ``str``."""
@@ -105,6 +102,10 @@ class RequestsInFlight:
 
 
 class APIHandler(tornado.web.RequestHandler):
+    """A handler of the API. What its methods raise is answered here: an ``APIError`` or
+    a service's ``ServiceError`` with its status, headers and JSON body, anything
+    else as a logged 500; so handlers call services without catching their refusals."""
+
     services: Services
 
     def initialize(self, services: Services) -> None:
@@ -124,6 +125,17 @@ class APIHandler(tornado.web.RequestHandler):
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(encode_json(body))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        # A service's refusal is an answer with its own status, not a server error.
+        super().send_error(error.status if isinstance(error, ServiceError) else status_code, **kwargs)
+
+    def log_exception(
+        self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not isinstance(value, ServiceError):  # refusals are answered, not logged as crashes
+            super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -154,11 +166,8 @@ class APIHandler(tornado.web.RequestHandler):
             CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers()))
 
     async def authenticated_user(self) -> Principal:
-        try:
-            principal = await self.services.accounts.authenticate(
-                self.request.headers.get("Authorization"), self.client_address)
-        except ServiceError as e:  # too many failed logins
-            raise APIError.from_service(e) from e
+        principal = await self.services.accounts.authenticate(
+            self.request.headers.get("Authorization"), self.client_address)
         if principal is None:
             raise APIError(401, {"detail": DETAIL_UNAUTHENTICATED
                                  if "Authorization" not in self.request.headers

@@ -1,12 +1,14 @@
 """Inventory syncs over HTTP: start one (``inventory_sources/{id}/update/``), read one
-(``inventory_updates/{id}/``). The sources' CRUD lives with the other admin resources."""
+(``inventory_updates/{id}/``). The sources' CRUD lives with the other admin resources.
+
+Sources and their updates belong to an inventory: without a role on it they do
+not exist (``require_role`` answers 404)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tornado_callback.accounts.service import Principal
-from tornado_callback.errors import DETAIL_NOT_FOUND, ServiceError
+from tornado_callback.errors import DETAIL_NOT_FOUND
 from tornado_callback.http.base import APIError, APIHandler
 from tornado_callback.http.values import api_datetime
 
@@ -40,23 +42,13 @@ def update_view(update: Any, inventory_id: int) -> dict[str, Any]:
     }
 
 
-class SyncHandler(APIHandler):
-    """Sources and their updates belong to an inventory: without a role on it they do not exist (404)."""
-
-    async def require_inventory_role(self, principal: Principal, inventory_id: int, role: str) -> None:
-        try:
-            await self.services.accounts.require_role(principal, "inventory", inventory_id, role)
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
-
-
-class InventorySourceUpdateHandler(SyncHandler):
+class InventorySourceUpdateHandler(APIHandler):
     async def _source(self, source_ref: str) -> Any:
         principal = await self.authenticated_user()
         source = await self.services.inventory_sync.get_source(self.object_id(source_ref))
         if source is None:
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        await self.require_inventory_role(principal, source.inventory_id, "admin")
+        await self.services.accounts.require_role(principal, "inventory", source.inventory_id, "admin")
         return source
 
     async def get(self, source_ref: str) -> None:
@@ -72,12 +64,12 @@ class InventorySourceUpdateHandler(SyncHandler):
         )
 
 
-class InventoryUpdateHandler(SyncHandler):
+class InventoryUpdateHandler(APIHandler):
     async def get(self, update_ref: str) -> None:
         principal = await self.authenticated_user()
         update = await self.services.inventory_sync.get_update(self.object_id(update_ref))
         source = await self.services.inventory_sync.get_source(update.inventory_source_id) if update else None
         if update is None or source is None:
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
-        await self.require_inventory_role(principal, source.inventory_id, "read")
+        await self.services.accounts.require_role(principal, "inventory", source.inventory_id, "read")
         self.write_json(update_view(update, source.inventory_id))

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tornado_callback.errors import ServiceError
-from tornado_callback.http.base import (
-    APIError,
-    APIHandler,
-    bad_request,
-)
+from tornado_callback.http.base import APIHandler, bad_request
 from tornado_callback.http.values import parse_id
 from tornado_callback.jobs.service import (
     JobFilters,
@@ -27,10 +22,7 @@ class JobsHandler(APIHandler):
 
     async def _job(self, job_id: str, role: str = "read") -> Any:
         principal = await self.authenticated_user()
-        try:
-            return await self.jobs.get_for(principal, self.object_id(job_id), role)
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
+        return await self.jobs.get_for(principal, self.object_id(job_id), role)
 
 
 class JobListHandler(JobsHandler):
@@ -46,10 +38,7 @@ class JobListHandler(JobsHandler):
             status=self.get_query_argument("status", None),
             launch_type=self.get_query_argument("launch_type", None),
         )
-        try:
-            count, jobs = await self.jobs.page(principal, filters, page, page_size)
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
+        count, jobs = await self.jobs.page(principal, filters, page, page_size)
         self.write_page(count, [job_summary(j) for j in jobs], page, page_size)
 
 
@@ -85,10 +74,7 @@ class JobCancelHandler(JobsHandler):
 
     async def post(self, job_id: str) -> None:
         principal = await self.authenticated_user()
-        try:
-            await self.jobs.cancel(principal, self.object_id(job_id))
-        except ServiceError as e:
-            raise APIError.from_service(e) from e
+        await self.jobs.cancel(principal, self.object_id(job_id))
         # AWX answers an accepted cancel with 202 and no body.
         self.clear_header("Content-Type")
         self.set_status(202)
