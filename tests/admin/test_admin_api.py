@@ -229,20 +229,20 @@ async def test_inventory_sources_crud(services, fetch, root):
 
 async def test_credential_secrets_are_sealed_write_only_and_kept_by_encrypted(services, fetch, root):
     status, created = await call(fetch, "POST", f"{API}/credentials/", root, {
-        "name": "ssh", "username": "deploy", "ssh_key_data": "-----BEGIN KEY-----", "become_method": "sudo"})
+        "name": "ssh", "username": "deploy", "ssh_key_data": "-----BEGIN OPENSSH PRIVATE KEY-----", "become_method": "sudo"})
     assert status == 201
     assert (created["ssh_key_data"], created["password"]) == ("$encrypted$", "")
     async with services.db.session() as session:
         stored = await session.get(Credential, created["id"])
-    assert b"BEGIN KEY" not in stored.ssh_key_data
-    assert services.admin.secrets.decrypt(stored.ssh_key_data) == "-----BEGIN KEY-----"
+    assert b"PRIVATE KEY" not in stored.ssh_key_data
+    assert services.admin.secrets.decrypt(stored.ssh_key_data) == "-----BEGIN OPENSSH PRIVATE KEY-----"
     status, changed = await call(fetch, "PUT", created["url"], root,
                                  {**{k: created[k] for k in ("name", "username", "ssh_key_data")},
                                   "password": "ASK"})
     assert (status, changed["ask_at_launch"]) == (200, True)
     async with services.db.session() as session:
         stored = await session.get(Credential, created["id"])
-    assert services.admin.secrets.decrypt(stored.ssh_key_data) == "-----BEGIN KEY-----"
+    assert services.admin.secrets.decrypt(stored.ssh_key_data) == "-----BEGIN OPENSSH PRIVATE KEY-----"
     status, cleared = await call(fetch, "PATCH", created["url"], root, {"password": ""})
     assert (status, cleared["password"], cleared["ask_at_launch"]) == (200, "", False)
 

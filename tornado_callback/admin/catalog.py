@@ -22,6 +22,7 @@ from tornado_callback.admin.fields import (
     DateTime,
     ForeignKey,
     Integer,
+    PrivateKey,
     Secret,
     String,
     ValidationError,
@@ -233,7 +234,7 @@ CREDENTIALS = Resource(
         name_field(), description_field(),
         Choice("kind", choices=("ssh",), default="ssh"),
         String("username", max_length=512),
-        Secret("ssh_key_data"), Secret("ssh_key_unlock"), Secret("password"),
+        PrivateKey("ssh_key_data"), Secret("ssh_key_unlock"), Secret("password"),
         Choice("become_method", default="", choices=(
             "", "sudo", "su", "pbrun", "pfexec", "doas", "dzdo", "ksu", "runas", "machinectl")),
         String("become_username", max_length=512),

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado_callback.accounts.credentials import ASK
 from tornado_callback.accounts.secrets import ENCRYPTED
 from tornado_callback.errors import ServiceError
 from tornado_callback.http.values import INT_MAX, api_datetime
@@ -250,6 +251,18 @@ class Secret(String):
 
     def parse_filter(self, text: str) -> Any:
         raise Invalid("Secrets cannot be filtered on.")
+
+
+@dataclass(frozen=True)
+class PrivateKey(Secret):
+    """An SSH private key, PEM or OpenSSH: anything else is refused now rather than
+    failing the jobs that would use it. ``ASK`` and ``$encrypted$`` keep their meaning."""
+
+    def parse(self, value: Any) -> str:
+        text = super().parse(value)
+        if text in ("", ASK, ENCRYPTED) or "PRIVATE KEY-----" in text:
+            return text
+        raise Invalid("Not a PEM or OpenSSH private key.")
 
 
 @dataclass(frozen=True)
