@@ -111,42 +111,6 @@ async def test_a_server_refusing_aaaa_queries_still_resolves_names(fetch, seed, 
     assert await matching(fetch, world, "127.0.0.6") == ["db"]
 
 
-# -- every path that saves a host has its name resolved ---------------------------
-
-ADMIN = {**basic_auth("admin", "pw"), "Content-Type": "application/json"}
-
-
-async def test_hosts_saved_through_the_admin_api_are_resolved(fetch, seed, services):
-    await services.accounts.create_user("admin", "pw", superuser=True)
-    services.refresher.start()
-    world = await seed({})
-    created = await fetch("/api/v2/hosts/", method="POST", headers=ADMIN, body=json.dumps(
-        {"name": "web5.example.test", "inventory": world.inventory_id}))
-    assert created.code == 201, created.body
-    await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
-    changed = await fetch(f"/api/v2/hosts/{json.loads(created.body)['id']}/", method="PATCH",
-                          headers=ADMIN, body=json.dumps({"variables": {"ansible_host": "db.example.test"}}))
-    assert changed.code == 200, changed.body
-    await eventually(fetch, world, "127.0.0.6", ["web5.example.test"])
-    assert await matching(fetch, world, "127.0.0.5") == []
-
-
-@pytest.mark.gen_test(timeout=60)  # ansible-inventory runs
-async def test_hosts_of_a_sync_are_resolved(fetch, seed, services, tmp_path):
-    await services.accounts.create_user("admin", "pw", superuser=True)
-    services.refresher.start()
-    world = await seed({})
-    script = InventoryScript(tmp_path / "script")
-    script.set_hosts({"web5.example.test": {}})
-    source = await services.inventory_sync.create_source(world.inventory_id, "cloud", "script", str(script.path))
-    started = await fetch(f"/api/v2/inventory_sources/{source.id}/update/", method="POST", headers=ADMIN, body="{}")
-    assert started.code == 202, started.body
-    update_id = json.loads(started.body)["inventory_update"]
-    while (await services.inventory_sync.get_update(update_id)).status != "successful":
-        await asyncio.sleep(0.1)
-    await eventually(fetch, world, "127.0.0.5", ["web5.example.test"])
-
-
 @pytest.mark.gen_test(timeout=60)  # ansible-inventory runs
 async def test_a_host_synced_on_launch_is_matched_by_the_callback_that_synced_it(fetch, seed, services, tmp_path):
     services.refresher.start()

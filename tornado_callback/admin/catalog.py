@@ -105,7 +105,7 @@ class TokenHooks(Hooks):
 class HostHooks(Hooks):
     async def after_flush(self, ctx: WriteContext, obj: Host) -> None:
         # Matching reads only the index: it must change with the host, in the same transaction.
-        await ctx.admin.inventories.index_host(ctx.session, obj)
+        await ctx.admin.inventories.index_writer.write(ctx.session, [obj])
 
 
 class JobTemplateHooks(Hooks):

@@ -2,29 +2,23 @@
 
 Every step is one statement or one executemany over all rows (chunked where a
 backend caps bound parameters), never a round trip per host, so that 10,000
-hosts take seconds. The host lookup index (``host_keys``) is rewritten for
-exactly the hosts created or changed, in the same transaction, and the keys
-that take DNS are refreshed for them once it commits.
+hosts take seconds. The host lookup index is rewritten (by ``HostIndexWriter``,
+its one writer) for exactly the hosts created or changed, in the same
+transaction, and the keys that take DNS are refreshed for them once it commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.inventory.ansible_inventory import InventoryData
-from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, HostKey, Inventory, utcnow
-
-if TYPE_CHECKING:
-    from tornado_callback.inventory.service import Inventories
-
-# SQLite allows 32,766 bound parameters per statement; stay well below.
-CHUNK = 5000
-T = TypeVar("T")
+from tornado_callback.inventory.index import HostIndexWriter, chunks
+from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, Inventory, utcnow
 
 
 @dataclass(frozen=True)
@@ -42,11 +36,6 @@ class ApplyCounts:
     groups: int
 
 
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
-
-
 def _new_variables(old: Mapping[str, Any], given: Mapping[str, Any], replace: bool) -> dict[str, Any]:
     return dict(given) if replace else {**old, **given}
 
@@ -56,12 +45,12 @@ async def apply_inventory(
     inventory_id: int,
     data: InventoryData,
     options: SyncOptions,
-    inventories: Inventories,
+    index_writer: HostIndexWriter,
 ) -> ApplyCounts:
     """Upsert ``data`` into inventory ``inventory_id``; the caller commits."""
     hosts = await _upsert_named(session, Host.__table__, inventory_id, data.hosts, options)
     # The lookup index follows every host created or changed, in this transaction.
-    await _replace_keys(session, inventory_id, hosts.written, inventories)
+    await index_writer.write(session, hosts.written)
     groups = await _upsert_named(
         session, Group.__table__, inventory_id,
         {name: group.variables for name, group in data.groups.items()}, options,
@@ -88,13 +77,21 @@ async def apply_inventory(
     )
 
 
+class Written(NamedTuple):
+    """A row inserted or changed (for hosts, what their index keys are computed from)."""
+
+    id: int
+    inventory_id: int
+    name: str
+    variables: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Upserted:
     """What ``_upsert_named`` did: ids of every listed name, and the rows it wrote."""
 
     ids: dict[str, int]
-    # (id, name, variables) of each row inserted or changed.
-    written: list[tuple[int, str, dict[str, Any]]]
+    written: list[Written]
     added: int
     updated: int
     removed: int
@@ -134,7 +131,7 @@ async def _upsert_named(
             updated += variables != row.variables
 
     ids = {name: row.id for name, row in existing.items()}
-    for chunk in _chunks(new_rows):
+    for chunk in chunks(new_rows):
         inserted = await session.execute(
             insert(table).returning(table.c.id, table.c.name), list(chunk)
         )
@@ -151,35 +148,14 @@ async def _upsert_named(
         row.id for name, row in existing.items()
         if options.overwrite and name not in listed and row.inventory_source_id == options.source_id
     ]
-    for chunk in _chunks(removed):
+    for chunk in chunks(removed):
         await session.execute(delete(table).where(table.c.id.in_(chunk)))
-    written = [(ids[r["name"]], r["name"], r["variables"]) for r in new_rows]
-    written += [(r["b_id"], r["b_name"], r["b_variables"]) for r in changed]
+    written = [Written(ids[r["name"]], inventory_id, r["name"], r["variables"]) for r in new_rows]
+    written += [Written(r["b_id"], inventory_id, r["b_name"], r["b_variables"]) for r in changed]
     return Upserted(
         ids={name: ids[name] for name in listed},
         written=written, added=len(new_rows), updated=updated, removed=len(removed),
     )
-
-
-async def _replace_keys(
-    session: AsyncSession,
-    inventory_id: int,
-    written: list[tuple[int, str, dict[str, Any]]],
-    inventories: Inventories,
-) -> None:
-    keys = HostKey.__table__
-    host_ids = [host_id for host_id, _, _ in written]
-    # New hosts have no keys yet; deleting by their ids too is cheaper than telling them apart.
-    for chunk in _chunks(host_ids):
-        await session.execute(delete(keys).where(keys.c.host_id.in_(chunk)))
-    rows = [
-        {"inventory_id": inventory_id, "host_id": host_id, "kind": kind, "value": value}
-        for host_id, name, variables in written
-        for kind, value in sorted(inventories.chain.index_keys(name, variables))
-    ]
-    for chunk in _chunks(rows):
-        await session.execute(insert(keys), list(chunk))
-    inventories.keys_written(session, host_ids)
 
 
 async def _apply_memberships(
@@ -211,5 +187,5 @@ async def _apply_memberships(
             stale,
         )
     missing = [{left: a, right: b} for a, b in sorted(wanted - present)]
-    for chunk in _chunks(missing):
+    for chunk in chunks(missing):
         await session.execute(insert(table), list(chunk))

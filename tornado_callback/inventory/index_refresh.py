@@ -2,9 +2,9 @@
 
 Resolvers with ``refreshed_kinds`` (``forward_dns``) compute those index keys
 asynchronously. This task does it off the request path: soon after a host is
-saved (whichever way: ``Inventories.keys_written`` tells it once the save
-commits), and for every host every ``refresh_interval`` seconds. The request
-path only ever reads the index. ``serve`` starts it; commands do not, and the
+saved (whichever way: ``HostIndexWriter``, the one writer of host keys, tells it
+once the save commits), and for every host every ``refresh_interval`` seconds.
+The request path only ever reads the index. ``serve`` starts it; commands do not, and the
 first full pass of the next ``serve`` covers what they saved.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
+from tornado_callback.inventory.index import replace_refreshed_keys
 from tornado_callback.plugin.chain import RankedResolver, ResolverChain
 from tornado_callback.plugin.resolver import IndexKey
 from tornado_callback.store import queries
@@ -113,7 +114,7 @@ class IndexRefresher:
             )
             async with self.db.session() as session:
                 for row, (kinds, keys) in zip(page, computed, strict=True):
-                    if kinds and await queries.replace_host_keys_of_kinds(session, row.id, kinds, keys):
+                    if kinds and await replace_refreshed_keys(session, row.id, kinds, keys):
                         updated += 1
                 await session.commit()
 

@@ -1,19 +1,19 @@
 """Inventories and hosts, and the host lookup index that matching reads.
 
-Every change to a host goes through ``Inventories.save_host`` so that its index
-keys (computed by the resolvers that will look them up) follow at once.
+Every host saved has its index keys written by ``HostIndexWriter`` (``index.py``)
+in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from tornado_callback.http.values import parse_id
+from tornado_callback.inventory.index import HostIndexWriter
 from tornado_callback.inventory.index_refresh import IndexRefresher
 from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.plugin.resolver import HostRef, IndexEntry
@@ -22,8 +22,6 @@ from tornado_callback.store.database import Database
 from tornado_callback.store.models import Host, Inventory
 
 REINDEX_BATCH = 1000
-# session.info key: hosts whose index keys the session wrote, to refresh once it commits.
-_KEYS_WRITTEN = "tornado_callback.host_keys_written"
 
 
 class InventoryError(ValueError):
@@ -61,6 +59,7 @@ class Inventories:
         self.chain = chain
         # The index keys that take DNS (forward_dns), in the background; ``serve`` starts it.
         self.refresher = IndexRefresher(db, chain)
+        self.index_writer = HostIndexWriter(chain, self.refresher.hosts_saved)
 
     def lookup(self, inventory_id: int) -> IndexedHostLookup:
         return IndexedHostLookup(self.db, inventory_id)
@@ -108,29 +107,9 @@ class Inventories:
             host.enabled = enabled
             host.description = description
             await session.flush()
-            await self.index_host(session, host)
+            await self.index_writer.write(session, [host])
             await session.commit()
         return host
-
-    async def index_host(self, session: AsyncSession, host: Host) -> None:
-        await queries.replace_host_keys(
-            session, host, self.chain.index_keys(host.name, host.variables or {})
-        )
-        self.keys_written(session, (host.id,))
-
-    def keys_written(self, session: AsyncSession, host_ids: Collection[int]) -> None:
-        """Every writer of host keys calls this in its transaction. Writing them wiped
-        the keys that take DNS: once the session commits (the refresher reads
-        committed hosts), the refresher resolves these hosts' names again, whichever
-        path saved them: the CLI, the admin API or a sync."""
-        written = session.info.get(_KEYS_WRITTEN)
-        if written is None:
-            written = session.info[_KEYS_WRITTEN] = set()
-            event.listen(session.sync_session, "after_commit", self._committed, once=True)
-        written.update(host_ids)
-
-    def _committed(self, session: Session) -> None:
-        self.refresher.hosts_saved(session.info.pop(_KEYS_WRITTEN))
 
     async def ensure_index(self, rebuild: bool) -> int:
         """Keep the index in step with the resolvers that fill it; returns hosts re-indexed.
@@ -161,8 +140,7 @@ class Inventories:
                 ))
                 if not batch:
                     break
-                for host in batch:
-                    await self.index_host(session, host)
+                await self.index_writer.write(session, batch)
                 count += len(batch)
                 last_id = batch[-1].id
             await queries.set_index_fingerprint(session, fingerprint)

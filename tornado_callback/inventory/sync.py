@@ -323,7 +323,7 @@ class InventorySync:
             # Locks the source row on PostgreSQL, so it cannot be deleted under the sync.
             if await session.get(InventorySource, source.id, with_for_update=True) is None:
                 return _source_gone(update_id)
-            counts = await apply_inventory(session, source.inventory_id, data, options, self.inventories)
+            counts = await apply_inventory(session, source.inventory_id, data, options, self.inventories.index_writer)
             update = await session.get(InventoryUpdate, update_id)
             fresh_source = await session.get(InventorySource, source.id)
             if update is None or fresh_source is None:

@@ -211,39 +211,6 @@ def find_hosts_by_keys(
     return sorted(found.values(), key=lambda host: host[1])
 
 
-async def replace_host_keys(
-    session: AsyncSession, host: Host, keys: Iterable[tuple[str, str]]
-) -> None:
-    await session.execute(delete(HostKey).where(HostKey.host_id == host.id))
-    rows = [
-        {"inventory_id": host.inventory_id, "host_id": host.id, "kind": kind, "value": value}
-        for kind, value in sorted(set(keys))
-    ]
-    if rows:
-        await session.execute(insert(HostKey), rows)
-
-
-async def replace_host_keys_of_kinds(
-    session: AsyncSession, host_id: int, kinds: Iterable[str], keys: Iterable[tuple[str, str]]
-) -> bool:
-    """Replace a host's keys of ``kinds`` only; False when the host no longer exists."""
-    inventory_id = await session.scalar(select(Host.inventory_id).where(Host.id == host_id))
-    if inventory_id is None:
-        return False
-    kinds = sorted(set(kinds))
-    await session.execute(
-        delete(HostKey).where(HostKey.host_id == host_id, HostKey.kind.in_(kinds))
-    )
-    rows = [
-        {"inventory_id": inventory_id, "host_id": host_id, "kind": kind, "value": value}
-        for kind, value in sorted(set(keys))
-        if kind in kinds
-    ]
-    if rows:
-        await session.execute(insert(HostKey), rows)
-    return True
-
-
 async def hosts_page(
     session: AsyncSession, after_id: int, limit: int, host_ids: Sequence[int] | None = None
 ) -> Sequence[Row[tuple[int, str, dict]]]:
