@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from world import build_world, host_address, settings_for
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.plugin import CallbackRequest, HostLookup
 from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.services import Services
@@ -92,9 +93,9 @@ async def _time_chains(worlds: Sequence[tuple[int, str]], resolves: int) -> list
         for hosts, database_url in worlds:
             services = await Services.start(settings_for(database_url), upgrade=False)
             stack.push_async_callback(services.close)
-            inventory = await services.inventories.get_by_name_or_id("bench")
+            inventory = await services.admin.named("inventories", LOCAL_ADMIN, "bench")
             rng = random.Random(hosts)
-            timings.append(_Timing(hosts, services.chain, services.inventories.lookup(inventory.id),
+            timings.append(_Timing(hosts, services.chain, services.inventories.lookup(inventory["id"]),
                                    [rng.randrange(hosts) for _ in range(resolves)]))
         for timing in timings:
             for index in timing.picks[:50]:  # warm the connection pool and caches

@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
+from tornado_callback.cli import import_inventory
 from tornado_callback.config import Settings, normalise_database_url
 from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
@@ -60,27 +62,29 @@ async def main(database_url: str, hosts: int, groups: int, workdir: Path) -> Non
     name = f"bench-{uuid.uuid4().hex[:8]}"
     try:
         print(f"{hosts} hosts, {groups} groups, database {database_url.split('://')[0]}")
-        await timed("1. first import (all added)", sync.import_inventory(
-            name, "-", json.dumps(listing(hosts, groups, 1))))
-        await timed("2. same listing again (nothing changes)", sync.import_inventory(
-            name, "-", json.dumps(listing(hosts, groups, 1))))
-        await timed("3. every ansible_host changed (all re-indexed)", sync.import_inventory(
-            name, "-", json.dumps(listing(hosts, groups, 2))))
+        await timed("1. first import (all added)", import_inventory(
+            services, name, "-", json.dumps(listing(hosts, groups, 1))))
+        await timed("2. same listing again (nothing changes)", import_inventory(
+            services, name, "-", json.dumps(listing(hosts, groups, 1))))
+        await timed("3. every ansible_host changed (all re-indexed)", import_inventory(
+            services, name, "-", json.dumps(listing(hosts, groups, 2))))
 
         script = workdir / "inventory.py"
         (workdir / "listing.json").write_text(json.dumps(listing(hosts, groups, 3)))
         script.write_text(f"#!{sys.executable}\nimport pathlib, sys\n"
                           f"sys.stdout.write((pathlib.Path(__file__).parent / 'listing.json').read_text())\n")
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
-        inventory = await services.inventories.get_by_name_or_id(name)
-        source = await sync.create_source(inventory.id, "script", "script", str(script), overwrite=True)
-        await timed("4. script source via ansible-inventory", sync.update(source.id))
+        inventory = await services.admin.named("inventories", LOCAL_ADMIN, name)
+        source = await services.admin.create("inventory_sources", LOCAL_ADMIN, {
+            "inventory": inventory["id"], "name": "script", "source": "script", "source_path": str(script),
+            "overwrite": True})
+        await timed("4. script source via ansible-inventory", sync.update(source["id"]))
 
         half = listing(hosts // 2, groups, 3)
         (workdir / "listing.json").write_text(json.dumps(half))
-        await timed("5. overwrite, half the hosts gone", sync.update(source.id))
+        await timed("5. overwrite, half the hosts gone", sync.update(source["id"]))
 
-        lookup = services.inventories.lookup(inventory.id)
+        lookup = services.inventories.lookup(inventory["id"])
         probe = half["_meta"]["hostvars"]["node00007"]["ansible_host"]
         print(f"index lookup of {probe}: {[h.name for h in await lookup.find('address', [probe])]}")
     finally:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
+from tornado_callback.cli import import_inventory
 from tornado_callback.config import Settings, load_plugins_config, normalise_database_url
 from tornado_callback.services import Services
 
@@ -58,15 +60,14 @@ async def build_world(database_url: str, hosts: int, templates: int) -> World:
     started = time.perf_counter()
     services = await Services.start(settings_for(database_url))
     try:
-        update = await services.inventory_sync.import_inventory(
-            "bench", "-", json.dumps(listing(hosts)))
+        update = await import_inventory(services, "bench", "-", json.dumps(listing(hosts)))
         if update.status != "successful" or update.hosts_added != hosts:
             raise RuntimeError(f"inventory import failed: {update.status} {update.job_explanation}")
-        inventory = await services.inventories.get_by_name_or_id("bench")
+        inventory = await services.admin.named("inventories", LOCAL_ADMIN, "bench")
         ids = [
-            (await services.templates.create(
-                f"bench-{t}", inventory_id=inventory.id, playbook="ping.yml",
-                host_config_key=HOST_KEY)).id
+            (await services.admin.create("job_templates", LOCAL_ADMIN, {
+                "name": f"bench-{t}", "inventory": inventory["id"], "playbook": "ping.yml",
+                "host_config_key": HOST_KEY}))["id"]
             for t in range(templates)
         ]
         if ids != list(range(ids[0], ids[0] + templates)):

@@ -80,6 +80,16 @@ def test_mistakes_are_reported_without_traceback(cli, args, message):
     assert_one_line_error(cli(*args), message)
 
 
+def test_host_add_of_a_host_already_there_updates_it(cli):
+    assert cli("inventory", "create", "prod").returncode == 0
+    first = cli("host", "add", "prod", "web1", "--var", "ansible_host=10.0.0.1")
+    again = cli("host", "add", "prod", "web1", "--var", "ansible_host=10.0.0.2")
+    assert first.stdout == again.stdout == "saved host web1 (id 1) in inventory prod\n", again.stderr
+    assert cli("template", "create", "site", "--inventory", "prod", "--playbook", "site.yml").returncode == 0
+    assert "matching:  web1\n" in cli("explain", "site", "--address", "10.0.0.2").stdout
+    assert "matching:  (none)\n" in cli("explain", "site", "--address", "10.0.0.1").stdout
+
+
 def test_a_user_is_not_created_without_a_password_unasked(cli):
     # No terminal to ask on (stdin is not one here), no --password-stdin: refused.
     assert_one_line_error(cli("user", "create", "bob"), "--password-stdin")

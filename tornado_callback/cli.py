@@ -12,25 +12,31 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado_callback import __version__
 from tornado_callback.accounts.service import LOCAL_ADMIN, AccountError
+from tornado_callback.admin.catalog import new_host_config_key
 from tornado_callback.app import run_workers, serve
 from tornado_callback.callback.service import simulated_request
 from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.demo import demo_banner, seed_demo
-from tornado_callback.errors import ServiceError
+from tornado_callback.errors import NotFound, ServiceError
 from tornado_callback.http.values import INT_MAX, api_datetime, parse_id
-from tornado_callback.inventory.service import InventoryError
+from tornado_callback.inventory.ansible_inventory import SOURCE_KINDS
+from tornado_callback.inventory.sync import import_source
 from tornado_callback.jobs.playbook_run import RunSetupError, playbook_path
 from tornado_callback.jobs.sandbox import job_sandbox
-from tornado_callback.jobs.templates import TemplateError
 from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.database import DatabaseUnavailable
 
-USER_ERRORS = (ConfigError, AccountError, InventoryError, TemplateError, DatabaseUnavailable)
+if TYPE_CHECKING:
+    from tornado_callback.store.models import InventoryUpdate
+
+# A ServiceError is the admin API's refusal, printed in one line: the commands that
+# create things go through the API's service, as the local superuser, with its checks.
+USER_ERRORS = (ConfigError, AccountError, ServiceError, DatabaseUnavailable)
 log = logging.getLogger("tornado_callback")
 DESCRIPTION = """\
 A provisioning-callback server, compatible with AWX's job-template callback: a host
@@ -126,8 +132,9 @@ async def cmd_token_create(services: Services, args: argparse.Namespace) -> int:
 
 
 async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> int:
-    inventory = await services.inventories.create(args.name, args.description)
-    print(f"created inventory {inventory.name} (id {inventory.id})")
+    inventory = await services.admin.create(
+        "inventories", LOCAL_ADMIN, {"name": args.name, "description": args.description})
+    print(f"created inventory {inventory['name']} (id {inventory['id']})")
     return 0
 
 
@@ -141,11 +148,29 @@ def print_update(update: Any) -> int:
     return 0
 
 
+async def import_inventory(
+    services: Services, inventory_ref: str, path: str, payload: str | None = None,
+    *, overwrite: bool = False, overwrite_vars: bool = False,
+) -> InventoryUpdate:
+    """``inventory import``: into the inventory named (created if missing), recorded as an
+    update of its source for ``path`` (created if missing); ``payload``, when given, is the
+    ``ansible-inventory --list`` JSON read from stdin."""
+    try:
+        inventory = await services.admin.named("inventories", LOCAL_ADMIN, inventory_ref)
+    except NotFound:
+        inventory = await services.admin.create("inventories", LOCAL_ADMIN, {"name": inventory_ref})
+    name, source_path = import_source(path if payload is None else None)
+    source = await services.admin.create_or_update("inventory_sources", LOCAL_ADMIN, {
+        "inventory": inventory["id"], "name": name, "source": "file", "source_path": source_path,
+        "overwrite": overwrite, "overwrite_vars": overwrite_vars,
+    })
+    return await services.inventory_sync.import_into(source["id"], payload)
+
+
 async def cmd_inventory_import(services: Services, args: argparse.Namespace) -> int:
     payload = sys.stdin.read() if args.source == "-" else None
-    update = await services.inventory_sync.import_inventory(
-        args.name, args.source, payload, overwrite=args.overwrite, overwrite_vars=args.overwrite_vars
-    )
+    update = await import_inventory(services, args.name, args.source, payload,
+                                    overwrite=args.overwrite, overwrite_vars=args.overwrite_vars)
     return print_update(update)
 
 
@@ -154,43 +179,45 @@ async def cmd_inventory_sync(services: Services, args: argparse.Namespace) -> in
 
 
 async def cmd_inventory_source_add(services: Services, args: argparse.Namespace) -> int:
-    inventory = await services.inventories.get_by_name_or_id(args.inventory)
+    inventory = await services.admin.named("inventories", LOCAL_ADMIN, args.inventory)
     # Absolute, so that the server finds it whatever its working directory; a
     # path that does not exist is passed on as given (ansible also reads "a,b," host lists).
     path = str(Path(args.path).resolve()) if Path(args.path).exists() else args.path
-    source = await services.inventory_sync.create_source(
-        inventory.id, args.name, args.source, path,
-        update_on_launch=args.update_on_launch, update_cache_timeout=args.cache_timeout,
-        overwrite=args.overwrite, overwrite_vars=args.overwrite_vars, timeout=args.timeout,
-    )
-    print(f"created inventory source {source.name} (id {source.id}) of inventory {inventory.name}")
+    source = await services.admin.create("inventory_sources", LOCAL_ADMIN, {
+        "inventory": inventory["id"], "name": args.name, "source": args.source, "source_path": path,
+        "update_on_launch": args.update_on_launch, "update_cache_timeout": args.cache_timeout,
+        "overwrite": args.overwrite, "overwrite_vars": args.overwrite_vars, "timeout": args.timeout,
+    })
+    print(f"created inventory source {source['name']} (id {source['id']}) of inventory {inventory['name']}")
     return 0
 
 
 async def cmd_host_add(services: Services, args: argparse.Namespace) -> int:
     variables = dict(parse_var(v) for v in args.var)
-    inventory = await services.inventories.get_by_name_or_id(args.inventory)
-    host = await services.inventories.save_host(inventory.id, args.name, variables)
-    print(f"saved host {host.name} (id {host.id}) in inventory {inventory.name}")
+    inventory = await services.admin.named("inventories", LOCAL_ADMIN, args.inventory)
+    host = await services.admin.create_or_update("hosts", LOCAL_ADMIN, {
+        "inventory": inventory["id"], "name": args.name, "variables": variables, "enabled": True,
+    })
+    print(f"saved host {host['name']} (id {host['id']}) in inventory {inventory['name']}")
     return 0
 
 
 async def cmd_template_create(services: Services, args: argparse.Namespace) -> int:
-    inventory = await services.inventories.get_by_name_or_id(args.inventory)
-    template = await services.templates.create(
-        args.name,
-        inventory_id=inventory.id,
-        playbook=args.playbook,
+    inventory = await services.admin.named("inventories", LOCAL_ADMIN, args.inventory)
+    template = await services.admin.create("job_templates", LOCAL_ADMIN, {
+        "name": args.name,
+        "inventory": inventory["id"],
+        "playbook": args.playbook,
         # Absolute: jobs run in the server's working directory, not this one.
-        project_dir=str(Path(args.project_dir).absolute()) if args.project_dir else "",
-        host_config_key=args.host_config_key,
-        ask_variables_on_launch=args.ask_variables_on_launch,
-    )
-    print(f"created job template {template.name} (id {template.id})")
-    print(f"host_config_key: {template.host_config_key}")
-    print(f"callback URL:    {callback_url(services.settings, template.id)}")
+        "project_dir": str(Path(args.project_dir).absolute()) if args.project_dir else "",
+        "host_config_key": new_host_config_key() if args.host_config_key is None else args.host_config_key,
+        "ask_variables_on_launch": args.ask_variables_on_launch,
+    })
+    print(f"created job template {template['name']} (id {template['id']})")
+    print(f"host_config_key: {template['host_config_key']}")
+    print(f"callback URL:    {callback_url(services.settings, template['id'])}")
     try:
-        playbook_path(template.project_dir, template.playbook)
+        playbook_path(template["project_dir"], template["playbook"])
     except RunSetupError as e:  # the project may be deployed later: a warning, not a refusal
         print(f"tornado-callback: warning: {str(e).rstrip('.')}; the template's jobs fail until that is fixed",
               file=sys.stderr)
@@ -249,18 +276,13 @@ def cmd_plugins_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_explain(services: Services, args: argparse.Namespace) -> int:
-    template = await services.templates.get(args.template)
-    if template is None:
-        raise CommandError(f"no job template {args.template!r}")
-    try:
-        request = simulated_request(args.address, args.address, args.header)
-        # The command line is the server's administrator: the same explanation as
-        # an admin's GET, without HTTP credentials.
-        explanation = await services.callbacks.explain(str(template.id), LOCAL_ADMIN, request)
-    except ServiceError as e:
-        raise CommandError(str(e.body.get("detail") or e.body.get("msg") or e.body)) from e
+    template = await services.admin.named("job_templates", LOCAL_ADMIN, args.template)
+    request = simulated_request(args.address, args.address, args.header)
+    # The command line is the server's administrator: the same explanation as
+    # an admin's GET, without HTTP credentials.
+    explanation = await services.callbacks.explain(str(template["id"]), LOCAL_ADMIN, request)
     remote = explanation["remote"]
-    print(f"template:  {template.name} (id {template.id})")
+    print(f"template:  {template['name']} (id {template['id']})")
     print(f"peer:      {remote['peer']}")
     print(f"client:    {', '.join(remote['addresses']) or '(unknown)'}")
     print(f"names:     {', '.join(remote['names']) or '-'}")
@@ -379,7 +401,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = command(source, "add", cmd_inventory_source_add, "add a source to an inventory")
     p.add_argument("inventory", help="inventory name or id")
     p.add_argument("name")
-    p.add_argument("--source", choices=("file", "script"), default="file",
+    p.add_argument("--source", choices=SOURCE_KINDS, default="file",
                    help="file: anything ansible-inventory -i reads; script: an executable printing its JSON")
     p.add_argument("--path", required=True)
     p.add_argument("--update-on-launch", action="store_true",

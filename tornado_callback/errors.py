@@ -29,12 +29,23 @@ class ServiceError(Exception):
     def detail(cls, text: str, **kwargs: Any) -> ServiceError:
         return cls({"detail": text}, **kwargs)
 
+    def __str__(self) -> str:
+        """One line for people (the command line prints it): the ``detail`` or ``msg``, else each
+        field's messages after its name, as ``name: Names may not begin or end with spaces.``"""
+        text = self.body.get("detail") or self.body.get("msg")
+        if isinstance(text, str):
+            return text
+        return "; ".join(
+            f"{name}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
+            for name, messages in self.body.items()
+        )
+
 
 class NotFound(ServiceError):
     status = 404
 
-    def __init__(self) -> None:
-        super().__init__({"detail": DETAIL_NOT_FOUND})
+    def __init__(self, text: str = DETAIL_NOT_FOUND) -> None:
+        super().__init__({"detail": text})
 
 
 class PermissionDenied(ServiceError):

@@ -27,7 +27,6 @@ from tornado_callback.jobs.executor import WorkerPool, start_workers
 from tornado_callback.jobs.launch import LaunchService
 from tornado_callback.jobs.sandbox import Sandbox
 from tornado_callback.jobs.service import JobsService
-from tornado_callback.jobs.templates import Templates
 from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 from tornado_callback.store.database import Database
@@ -41,7 +40,6 @@ class Services:
     chain: ResolverChain
     accounts: Accounts
     inventories: Inventories
-    templates: Templates
     launcher: LaunchService
     callbacks: CallbackService
     records: Records
@@ -95,7 +93,6 @@ class Services:
             chain=chain,
             accounts=accounts,
             inventories=inventories,
-            templates=Templates(db),
             launcher=launcher,
             callbacks=CallbackService(
                 db, chain, inventories, launcher, accounts, limiter, inventory_sync
@@ -103,7 +100,7 @@ class Services:
             records=Records(db),
             refresher=inventories.refresher,
             inventory_sync=inventory_sync,
-            credentials=Credentials(db, secrets),
+            credentials=Credentials(secrets),
             jobs=JobsService(db, accounts),
             admin=admin,
             template_actions=TemplateActions(admin, launcher),

@@ -17,8 +17,9 @@ from tests.jobs_support import (  # noqa: F401  (fixtures)
     workers,
     write_playbook,
 )
-from tornado_callback.accounts.credentials import CredentialError
 from tornado_callback.accounts.secrets import SecretsBox, SecretsUnreadable
+from tornado_callback.accounts.service import LOCAL_ADMIN
+from tornado_callback.admin.fields import ValidationError
 from tornado_callback.config import ConfigError
 from tornado_callback.jobs.launch import MSG_USER_INPUT
 from tornado_callback.store.models import Credential
@@ -33,10 +34,15 @@ async def stored(services, credential_id):
         return await session.get(Credential, credential_id)
 
 
+def create(services, **fields):
+    """A credential as the admin API creates it (the only way one is created)."""
+    return services.admin.create("credentials", LOCAL_ADMIN, fields)
+
+
 async def test_secrets_are_stored_encrypted(services):
-    created = await services.credentials.create(
-        "deploy", username="deploy", ssh_key_data=KEY_TEXT, become_method="sudo", become_password="hunter2")
-    row = await stored(services, created.id)
+    created = await create(services, name="deploy", username="deploy", ssh_key_data=KEY_TEXT,
+                           become_method="sudo", become_password="hunter2")
+    row = await stored(services, created["id"])
     assert b"notarealkey" not in row.ssh_key_data and b"hunter2" not in row.become_password
     fernet = Fernet(TEST_SECRET_KEY)
     assert fernet.decrypt(row.ssh_key_data).decode() == KEY_TEXT
@@ -46,10 +52,12 @@ async def test_secrets_are_stored_encrypted(services):
 
 
 async def test_bad_credentials_are_refused(services):
-    with pytest.raises(CredentialError, match="private key"):
-        await services.credentials.create("x", ssh_key_data="not a key")
-    with pytest.raises(CredentialError, match="become_method"):
-        await services.credentials.create("y", become_method="sudo; rm -rf /")
+    with pytest.raises(ValidationError) as refused:
+        await create(services, name="x", ssh_key_data="not a key")
+    assert refused.value.errors == {"ssh_key_data": ["Not a PEM or OpenSSH private key."]}
+    with pytest.raises(ValidationError) as refused:
+        await create(services, name="y", become_method="sudo; rm -rf /")
+    assert refused.value.errors == {"become_method": ['"sudo; rm -rf /" is not a valid choice.']}
 
 
 async def test_key_file_is_created_once_with_mode_0600(tmp_path):
@@ -65,8 +73,8 @@ async def test_key_file_is_created_once_with_mode_0600(tmp_path):
 
 
 async def test_credential_that_asks_at_launch_refuses_callbacks(fetch, seed, services):
-    credential = await services.credentials.create("asks", ssh_key_data=KEY_TEXT, become_password="ASK")
-    world = await seed({"localhost": dict(LOCALHOST_VARS)}, credential_id=credential.id)
+    credential = await create(services, name="asks", ssh_key_data=KEY_TEXT, become_password="ASK")
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, credential_id=credential["id"])
     response = await fetch(f"/api/v2/job_templates/{world.template_id}/callback/", method="POST",
                            body=json.dumps({"host_config_key": world.key}),
                            headers={"Content-Type": "application/json"})
@@ -92,11 +100,10 @@ async def test_job_gets_the_credential_in_a_private_file_removed_after_the_run(
                       'user': lookup('env', 'ANSIBLE_REMOTE_USER'),
                       'become_method': lookup('env', 'ANSIBLE_BECOME_METHOD')} | to_json }}"
 """)
-    credential = await services.credentials.create(
-        "deploy", username="deploy", ssh_key_data=KEY_TEXT, become_method="sudo",
-        become_password="hunter2")
+    credential = await create(services, name="deploy", username="deploy", ssh_key_data=KEY_TEXT,
+                              become_method="sudo", become_password="hunter2")
     world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook,
-                       credential_id=credential.id, extra_vars={"seen": str(seen)})
+                       credential_id=credential["id"], extra_vars={"seen": str(seen)})
     response = await fetch(f"/api/v2/job_templates/{world.template_id}/callback/", method="POST",
                            body=json.dumps({"host_config_key": world.key}),
                            headers={"Content-Type": "application/json"})

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import plugins_config_for
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.plugin import HostResolver, Settings, hookimpl
 from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
@@ -78,7 +79,8 @@ async def tags(services: Services) -> list[str]:
 async def test_a_new_index_version_rebuilds_the_index(settings):
     first = await start(settings, [tagging(1)])
     try:
-        await first.inventories.save_host((await first.inventories.create("inv")).id, "web1")
+        inventory = await first.admin.create("inventories", LOCAL_ADMIN, {"name": "inv"})
+        await first.admin.create("hosts", LOCAL_ADMIN, {"inventory": inventory["id"], "name": "web1"})
         assert await tags(first) == ["v1:web1"]
     finally:
         await first.close()

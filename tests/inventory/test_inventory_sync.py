@@ -18,8 +18,9 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from tests.conftest import PG_ENV, basic_auth
 from tests.inventory_scripts import InventoryScript, is_running
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.config import PluginsConfig, Settings
-from tornado_callback.inventory.service import InventoryError
+from tornado_callback.errors import NotFound
 from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
 from tornado_callback.store.models import Group, GroupChild, GroupHost, Host, InventorySource, InventoryUpdate
@@ -50,12 +51,13 @@ async def update_count(services) -> int:
         return await session.scalar(select(func.count()).select_from(InventoryUpdate))
 
 
-async def add_source(services, world, script, **options: Any):
+async def add_source(services, world, script, name="cloud", **options: Any) -> InventorySource:
     options.setdefault("update_on_launch", True)
     options.setdefault("update_cache_timeout", 300)
-    return await services.inventory_sync.create_source(
-        world.inventory_id, "cloud", "script", str(script.path), **options
-    )
+    created = await services.admin.create("inventory_sources", LOCAL_ADMIN, {
+        "inventory": world.inventory_id, "name": name, "source": "script", "source_path": str(script.path),
+        **options})
+    return await services.inventory_sync.get_source(created["id"])
 
 
 def callback(fetch, world, address="127.0.0.1", client=None):
@@ -105,9 +107,7 @@ async def test_expired_cache_syncs_again(fetch, seed, services, script):
 async def test_matched_host_and_sources_without_update_on_launch_do_not_sync(fetch, seed, services, script):
     world = await seed({"web1": {"ansible_host": "127.0.0.1"}})
     await add_source(services, world, script)
-    await services.inventory_sync.create_source(
-        world.inventory_id, "manual-only", "script", str(script.path), update_on_launch=False
-    )
+    await add_source(services, world, script, "manual-only", update_on_launch=False)
     assert (await callback(fetch, world)).code == 202
     assert (await callback(fetch, world, "127.0.0.9")).code == 400  # syncs "cloud" only
     assert (script.runs, await update_count(services)) == (1, 1)
@@ -277,8 +277,8 @@ async def test_sync_writes_groups_variables_and_the_lookup_index(seed, services,
     assert await addresses(services, world.inventory_id, "10.2.0.1") == []
     assert await addresses(services, world.inventory_id, "10.2.0.2") == ["a"]
 
-    inventory = await services.inventories.get_by_name_or_id(str(world.inventory_id))
-    assert inventory.variables == {"dc": "east"}
+    inventory = await services.admin.get("inventories", LOCAL_ADMIN, world.inventory_id)
+    assert json.loads(inventory["variables"]) == {"dc": "east"}
     assert await group_members(services, world.inventory_id) == {
         "canary": ([], []), "provisioned": (["a", "b"], []), "web": (["a"], ["canary"]),
     }
@@ -387,7 +387,7 @@ async def test_source_deleted_during_its_sync_ends_it_quietly(seed, services, sc
     async with services.db.session() as session:
         await session.delete(await session.get(InventorySource, source.id))
         await session.commit()
-    with pytest.raises(InventoryError, match="deleted during its sync"):
+    with pytest.raises(NotFound, match="deleted during its sync"):
         await running
 
     assert await update_count(services) == 0  # the update went with its source

@@ -26,6 +26,7 @@ from tests.jobs_support import (  # noqa: F401  (fixtures used by this module)
     workers,
     write_playbook,
 )
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.config import parse_plugins_config
 from tornado_callback.jobs.playbook_run import UntrustingRunner
 from tornado_callback.jobs.sandbox import Sandbox, SandboxRefused
@@ -258,9 +259,9 @@ async def test_a_template_admin_cannot_read_the_key_through_the_interpreter(
 @pytest.mark.usefixtures("server_env")
 async def test_runner_command_artifact_holds_no_secret(fetch, seed, services, tmp_path, out):
     key_text = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAartifact-key\n-----END OPENSSH PRIVATE KEY-----"
-    credential = await services.credentials.create(
-        "deploy", username="deploy", ssh_key_data=key_text, password="ssh-hunter2",
-        become_method="sudo", become_password="become-hunter2")
+    credential = await services.admin.create("credentials", LOCAL_ADMIN, {
+        "name": "deploy", "username": "deploy", "ssh_key_data": key_text, "password": "ssh-hunter2",
+        "become_method": "sudo", "become_password": "become-hunter2"})
     project = tmp_path / "project"
     playbook = write_playbook(project, "artifact.yml", f"""\
     - name: Keep ansible-runner's record of the command
@@ -269,7 +270,7 @@ async def test_runner_command_artifact_holds_no_secret(fetch, seed, services, tm
         dest: {out}/command
 """)
     world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook,
-                       credential_id=credential.id)
+                       credential_id=credential["id"])
 
     job = await wait_for_status(services, await posted_job(
         fetch, world, json.dumps({"host_config_key": world.key}), JSON))

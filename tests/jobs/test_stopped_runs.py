@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import shown
 from tests.helpers import CliProcess, ServerProcess
 from tests.jobs_support import LOCALHOST_VARS, job_settings, wait_for_status, workers, write_playbook  # noqa: F401
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.jobs.executor import EXPLAIN_SHUTDOWN
 
 pytestmark = pytest.mark.gen_test(timeout=120)
@@ -172,9 +173,10 @@ def files_holding(root: Path, text: str) -> list[Path]:
 
 async def test_a_killed_runs_key_is_gone_once_the_next_worker_starts(fetch, seed, services, settings, tmp_path,
                                                                      runners):
-    credential = await services.credentials.create("deploy", username="deploy", ssh_key_data=KEY_TEXT)
+    credential = await services.admin.create("credentials", LOCAL_ADMIN,
+                                             {"name": "deploy", "username": "deploy", "ssh_key_data": KEY_TEXT})
     runner = runners("worker")
-    job_id = await running_job(fetch, seed, services, tmp_path, credential_id=credential.id)
+    job_id = await running_job(fetch, seed, services, tmp_path, credential_id=credential["id"])
     assert (await wait_for_status(services, job_id, ("running",))).status == "running"
     runner.proc.kill()
     runner.proc.wait(timeout=10)

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import basic_auth, plugins_config_for
 from tests.inventory_scripts import InventoryScript
 from tests.realservers import dnsmasq
+from tornado_callback.accounts.service import LOCAL_ADMIN
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -83,7 +84,8 @@ async def test_a_changed_host_is_resolved_again(fetch, seed, services):
     services.refresher.start()
     world = await seed(HOSTS)
     await eventually(fetch, world, "127.0.0.6", ["db"])
-    await services.inventories.save_host(world.inventory_id, "db", {"ansible_host": "other.example.test"})
+    await services.admin.update("hosts", LOCAL_ADMIN, world.hosts["db"],
+                                {"variables": {"ansible_host": "other.example.test"}}, partial=True)
     await eventually(fetch, world, "127.0.0.8", ["db"])
     assert await matching(fetch, world, "127.0.0.6") == []
 
@@ -117,8 +119,9 @@ async def test_a_host_synced_on_launch_is_matched_by_the_callback_that_synced_it
     world = await seed({})
     script = InventoryScript(tmp_path / "script")
     script.set_hosts({"web5.example.test": {}})
-    await services.inventory_sync.create_source(world.inventory_id, "cloud", "script", str(script.path),
-                                                update_on_launch=True, update_cache_timeout=300)
+    await services.admin.create("inventory_sources", LOCAL_ADMIN, {
+        "name": "cloud", "inventory": world.inventory_id, "source": "script", "source_path": str(script.path),
+        "update_on_launch": True, "update_cache_timeout": 300})
     response = await fetch(CALLBACK.format(world.template_id), method="POST",
                            headers={"Content-Type": "application/json"},
                            body=json.dumps({"host_config_key": world.key}), network_interface="127.0.0.5")

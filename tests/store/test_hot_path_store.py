@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, insert, select, update
 
 from tests.conftest import plugins_config_for
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Inventory, JobTemplate
 from tornado_callback.store.read_cache import READ_CACHE_SECONDS, ReadCache
@@ -105,7 +106,7 @@ async def test_concurrent_misses_read_once_and_a_local_commit_forgets(services):
     assert await asyncio.gather(*(cache.get("k", load) for _ in range(20))) == ["value"] * 20
     assert len(loads) == 1
     assert await cache.get("k", load) == "value" and len(loads) == 1
-    await services.inventories.create("changed")  # a session of this process commits to inventories
+    await services.admin.create("inventories", LOCAL_ADMIN, {"name": "changed"})  # commits to inventories
     assert await cache.get("k", load) == "value" and len(loads) == 2
 
 
@@ -123,7 +124,8 @@ def plugins_config():
 async def test_a_key_changed_here_counts_at_once(fetch, seed, services):
     world = await seed(HOSTS)
     assert (await post(fetch, world.template_id, world.key, "127.0.0.10")).code == 202
-    await services.templates.update(world.template_id, host_config_key="rotated")
+    await services.admin.update("job_templates", LOCAL_ADMIN, world.template_id, {"host_config_key": "rotated"},
+                                partial=True)
     assert (await post(fetch, world.template_id, world.key, "127.0.0.11")).code == 403
     assert (await post(fetch, world.template_id, "rotated", "127.0.0.11")).code == 202
 
@@ -145,7 +147,8 @@ async def test_a_key_changed_by_another_process_counts_within_the_cache_time(fet
 
 
 async def test_hosts_saved_into_an_empty_index_are_not_indexed_again(services):
-    inventory = await services.inventories.create("imported")
+    inventory = await services.admin.create("inventories", LOCAL_ADMIN, {"name": "imported"})
     for name, variables in HOSTS.items():
-        await services.inventories.save_host(inventory.id, name, variables)
+        await services.admin.create("hosts", LOCAL_ADMIN, {"inventory": inventory["id"], "name": name,
+                                                           "variables": variables})
     assert await services.inventories.ensure_index(rebuild=True) == 0

@@ -6,12 +6,13 @@ awx CLI, the ``awx.awx`` collection, scripts) find what they expect.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import inspect
 
-from tornado_callback.accounts.credentials import ASK
+from tornado_callback.accounts.credentials import ASK, BECOME_METHODS
 from tornado_callback.accounts.secrets import SecretsUnreadable
 from tornado_callback.accounts.service import new_token
 from tornado_callback.admin.fields import (
@@ -38,6 +39,7 @@ from tornado_callback.admin.resource import (
     SuperuserOnly,
     WriteContext,
 )
+from tornado_callback.inventory.ansible_inventory import SOURCE_KINDS
 from tornado_callback.store.models import (
     CallbackAttempt,
     Credential,
@@ -73,6 +75,11 @@ def trimmed_name(values: Mapping[str, Any]) -> dict[str, list[str]]:
     """Host and group names are matched exactly: surrounding spaces would never match."""
     name = values.get("name") or ""
     return {"name": ["Names may not begin or end with spaces."]} if name != name.strip() else {}
+
+
+def new_host_config_key() -> str:
+    """A callback key for templates made where none is chosen (``template create``, the demo)."""
+    return secrets.token_hex(16)
 
 
 def callback_needs_inventory(values: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -211,7 +218,7 @@ INVENTORY_SOURCES = Resource(
     "inventory_sources", "inventory_source", InventorySource,
     fields=(
         name_field(), description_field(), inventory_link(),
-        Choice("source", required=True, choices=("file", "script")),
+        Choice("source", required=True, choices=SOURCE_KINDS),
         String("source_path", max_length=4096, help="A path `ansible-inventory -i` understands."),
         Boolean("update_on_launch"),
         Integer("update_cache_timeout", help="Seconds a sync stays fresh."),
@@ -235,8 +242,7 @@ CREDENTIALS = Resource(
         Choice("kind", choices=("ssh",), default="ssh"),
         String("username", max_length=512),
         PrivateKey("ssh_key_data"), Secret("ssh_key_unlock"), Secret("password"),
-        Choice("become_method", default="", choices=(
-            "", "sudo", "su", "pbrun", "pfexec", "doas", "dzdo", "ksu", "runas", "machinectl")),
+        Choice("become_method", default="", choices=BECOME_METHODS),
         String("become_username", max_length=512),
         Secret("become_password"),
         Boolean("ask_at_launch", read_only=True),

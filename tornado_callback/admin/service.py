@@ -40,6 +40,7 @@ from tornado_callback.errors import (
     PermissionDenied,
     ServiceError,
 )
+from tornado_callback.http.values import parse_id
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
@@ -128,6 +129,20 @@ class AdminService:
             and not await resource.access.allowed(session, principal, obj, f.shown_to)
         ]
         return render(resource, obj, hidden)
+
+    async def named(self, name: str, principal: Principal, ref: str) -> dict[str, Any]:
+        """An object by id or, when no object has that id, by name: the command line's way of
+        naming inventories and templates. A missing one is named in the error."""
+        resource = self.resource(name)
+        async with self.db.session() as session:
+            obj = None
+            if (obj_id := parse_id(ref)) is not None:
+                obj = await session.get(resource.model, obj_id)
+            if obj is None:
+                obj = await session.scalar(select(resource.model).where(resource.model.name == ref).limit(1))
+            if obj is None or not await resource.access.allowed(session, principal, obj, "read"):
+                raise NotFound(f"no {resource.type.replace('_', ' ')} {ref!r}")
+            return await self.shown(session, resource, principal, obj)
 
     async def me(self, principal: Principal) -> Page:
         """The caller's own user as a one-item page (AWX's /me/ is a list)."""
@@ -296,6 +311,21 @@ class AdminService:
                 raise PermissionDenied()
             obj = resource.model()
             return await self._write(session, resource, principal, obj, values, creating=True)
+
+    async def create_or_update(self, name: str, principal: Principal, body: Any) -> dict[str, Any]:
+        """Update the object that has the body's values of the resource's unique fields (a host
+        by inventory and name), else create one: ``host add`` and the demo, with the checks of
+        a POST or of a PATCH."""
+        resource = self.resource(name)
+        values = self.parse_body(resource, body, creating=True, partial=False)
+        key = [resource.field(n).attr for n in resource.unique[0]]
+        async with self.db.session() as session:
+            found = await session.scalar(select(resource.model.id).where(
+                *(getattr(resource.model, attr) == values[attr] for attr in key)
+            ).limit(1))
+        if found is None:
+            return await self.create(name, principal, body)
+        return await self.update(name, principal, found, body, partial=True)
 
     async def create_in(
         self, spec: SubList, principal: Principal, parent_id: int, body: Any

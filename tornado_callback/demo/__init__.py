@@ -7,8 +7,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado_callback.accounts.service import AccountError
-from tornado_callback.inventory.service import InventoryError
+from tornado_callback.accounts.service import LOCAL_ADMIN, AccountError
+from tornado_callback.admin.catalog import new_host_config_key
+from tornado_callback.errors import NotFound
 from tornado_callback.services import Services
 
 DEMO_INVENTORY = "Demo Inventory"
@@ -26,35 +27,38 @@ class Demo:
 
 
 async def seed_demo(services: Services) -> Demo:
-    """Create the demo objects once; later runs reuse them and reset the admin's password."""
-    try:
-        inventory = await services.inventories.create(DEMO_INVENTORY)
-    except InventoryError:
-        inventory = await services.inventories.get_by_name_or_id(DEMO_INVENTORY)
-    await services.inventories.save_host(
-        inventory.id, "localhost", {
+    """Create the demo objects once, through the admin API's service as the command line does;
+    later runs reuse them and reset the admin's password."""
+    admin = services.admin
+    inventory = await admin.create_or_update("inventories", LOCAL_ADMIN, {"name": DEMO_INVENTORY})
+    await admin.create_or_update("hosts", LOCAL_ADMIN, {
+        "inventory": inventory["id"],
+        "name": "localhost",
+        "variables": {
             "ansible_connection": "local",
             "ansible_host": "127.0.0.1",
             # The Python running ansible-playbook: interpreter discovery may find
             # one without ansible's needs (or a broken pyenv shim).
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-        }
-    )
-    template = await services.templates.by_name(DEMO_TEMPLATE)
-    if template is None:
-        template = await services.templates.create(
-            DEMO_TEMPLATE,
-            inventory_id=inventory.id,
-            playbook="demo.yml",
-            project_dir=str(DEMO_PROJECT),
-            ask_variables_on_launch=True,
-        )
+        },
+    })
+    try:
+        template = await admin.named("job_templates", LOCAL_ADMIN, DEMO_TEMPLATE)
+    except NotFound:
+        template = await admin.create("job_templates", LOCAL_ADMIN, {
+            "name": DEMO_TEMPLATE,
+            "inventory": inventory["id"],
+            "playbook": "demo.yml",
+            "project_dir": str(DEMO_PROJECT),
+            "host_config_key": new_host_config_key(),
+            "ask_variables_on_launch": True,
+        })
     password = secrets.token_urlsafe(12)
     try:
         await services.accounts.create_user(DEMO_USER, password, superuser=True)
     except AccountError:
         await services.accounts.set_password(DEMO_USER, password)
-    return Demo(template.id, template.host_config_key, DEMO_USER, password)
+    return Demo(template["id"], template["host_config_key"], DEMO_USER, password)
 
 
 def demo_banner(demo: Demo, base_url: str, unsandboxed: str = "") -> str:

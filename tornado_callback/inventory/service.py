@@ -1,31 +1,25 @@
-"""Inventories and hosts, and the host lookup index that matching reads.
+"""Inventories: the host lookup index that matching reads, kept in step with the resolvers.
 
-Every host saved has its index keys written by ``HostIndexWriter`` (``index.py``)
-in the same transaction.
+Inventories, hosts and sources are created and changed through the admin
+service (the API and the command line alike); every host saved has its index
+keys written by ``HostIndexWriter`` (``index.py``) in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.http.values import parse_id
 from tornado_callback.inventory.index import HostIndexWriter
 from tornado_callback.inventory.index_refresh import IndexRefresher
 from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.plugin.resolver import HostRef, IndexEntry
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
-from tornado_callback.store.models import Host, Inventory
+from tornado_callback.store.models import Host
 
 REINDEX_BATCH = 1000
-
-
-class InventoryError(ValueError):
-    """An inventory or host request that cannot be carried out (the message says why)."""
 
 
 class IndexedHostLookup:
@@ -68,49 +62,6 @@ class Inventories:
         """The resolvers' warnings about their configuration, given the hosts indexed now."""
         return await self.chain.startup_warnings(EveryInventoryIndex(self.db))
 
-    async def create(self, name: str, description: str = "") -> Inventory:
-        async with self.db.session() as session:
-            if await session.scalar(select(Inventory.id).where(Inventory.name == name)):
-                raise InventoryError(f"inventory {name!r} already exists")
-            inventory = Inventory(name=name, description=description)
-            session.add(inventory)
-            await session.commit()
-            return inventory
-
-    async def get_by_name_or_id(self, ref: str) -> Inventory:
-        async with self.db.session() as session:
-            inventory = await _by_name_or_id(session, ref)
-        if inventory is None:
-            raise InventoryError(f"no inventory {ref!r}")
-        return inventory
-
-    async def save_host(
-        self,
-        inventory_id: int,
-        name: str,
-        variables: Mapping[str, Any] | None = None,
-        *,
-        enabled: bool = True,
-        description: str = "",
-    ) -> Host:
-        """Create or update host ``name`` of an inventory, and its index keys, in one transaction."""
-        if not name or name != name.strip():
-            raise InventoryError("a host name must be non-empty, without surrounding spaces")
-        async with self.db.session() as session:
-            host = await session.scalar(
-                select(Host).where(Host.inventory_id == inventory_id, Host.name == name)
-            )
-            if host is None:
-                host = Host(inventory_id=inventory_id, name=name)
-                session.add(host)
-            host.variables = dict(variables or {})
-            host.enabled = enabled
-            host.description = description
-            await session.flush()
-            await self.index_writer.write(session, [host])
-            await session.commit()
-        return host
-
     async def ensure_index(self, rebuild: bool) -> int:
         """Keep the index in step with the resolvers that fill it; returns hosts re-indexed.
 
@@ -147,10 +98,3 @@ class Inventories:
             await session.commit()
             return count
 
-
-async def _by_name_or_id(session: AsyncSession, ref: str) -> Inventory | None:
-    if (inventory_id := parse_id(ref)) is not None:
-        found = await session.get(Inventory, inventory_id)
-        if found is not None:
-            return found
-    return await session.scalar(select(Inventory).where(Inventory.name == ref))

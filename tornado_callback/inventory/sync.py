@@ -30,15 +30,15 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tornado_callback.config import Settings
+from tornado_callback.errors import NotFound
 from tornado_callback.inventory.ansible_inventory import (
-    SOURCE_KINDS,
     InventoryData,
     InventoryRunError,
     parse_inventory_json,
     run_ansible_inventory,
 )
 from tornado_callback.inventory.apply import SyncOptions, apply_inventory
-from tornado_callback.inventory.service import Inventories, InventoryError
+from tornado_callback.inventory.service import Inventories
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import InventorySource, InventoryUpdate, utcnow
 
@@ -53,6 +53,15 @@ STDIN_SOURCE_NAME = "import (stdin)"
 
 def _source_gone(update_id: int) -> None:
     log.info("inventory update %s: its source was deleted during the sync; nothing stored", update_id)
+
+
+def import_source(path: str | None) -> tuple[str, str]:
+    """(name, source_path) of the source an import of ``path`` is recorded under: ``import PATH``
+    (absolute), or ``import (stdin)`` when ``path`` is None."""
+    if path is None:
+        return STDIN_SOURCE_NAME, ""
+    absolute = str(Path(path).resolve())
+    return f"import {absolute}", absolute
 
 
 def excerpt(output: str, cap: int = OUTPUT_CAP) -> str:
@@ -81,41 +90,6 @@ class InventorySync:
 
     # -- sources and updates -------------------------------------------------
 
-    async def create_source(
-        self,
-        inventory_id: int,
-        name: str,
-        source: str,
-        source_path: str,
-        *,
-        update_on_launch: bool = False,
-        update_cache_timeout: int = 0,
-        overwrite: bool = False,
-        overwrite_vars: bool = False,
-        timeout: int = 0,
-        description: str = "",
-    ) -> InventorySource:
-        if source not in SOURCE_KINDS:
-            raise InventoryError(f"source must be one of {', '.join(SOURCE_KINDS)}, not {source!r}")
-        if not name or len(name) > 512:
-            raise InventoryError("a source name must be 1 to 512 characters")
-        if update_cache_timeout < 0 or timeout < 0:
-            raise InventoryError("update_cache_timeout and timeout must not be negative")
-        async with self.db.session() as session:
-            if await session.scalar(select(InventorySource.id).where(
-                InventorySource.inventory_id == inventory_id, InventorySource.name == name
-            )):
-                raise InventoryError(f"inventory {inventory_id} already has a source named {name!r}")
-            row = InventorySource(
-                inventory_id=inventory_id, name=name, source=source, source_path=source_path,
-                update_on_launch=update_on_launch, update_cache_timeout=update_cache_timeout,
-                overwrite=overwrite, overwrite_vars=overwrite_vars, timeout=timeout,
-                description=description,
-            )
-            session.add(row)
-            await session.commit()
-            return row
-
     async def get_source(self, source_id: int) -> InventorySource | None:
         async with self.db.session() as session:
             return await session.get(InventorySource, source_id)
@@ -135,7 +109,7 @@ class InventorySync:
         await asyncio.wait([task])
         finished = await self.get_update(update.id)
         if finished is None:
-            raise InventoryError(f"inventory source {source_id} was deleted during its sync")
+            raise NotFound(f"inventory source {source_id} was deleted during its sync")
         return finished
 
     async def _start(
@@ -145,46 +119,19 @@ class InventorySync:
         task = self._spawn(source_id, self._serialized(source_id, partial(self._execute, update.id)))
         return update, task
 
-    async def import_inventory(
-        self,
-        inventory_name: str,
-        path: str,
-        payload: str | None = None,
-        *,
-        overwrite: bool = False,
-        overwrite_vars: bool = False,
-    ) -> InventoryUpdate:
-        """``inventory import NAME SOURCE``: a one-off file source, or ``payload`` (JSON read from stdin)."""
-        try:
-            inventory = await self.inventories.get_by_name_or_id(inventory_name)
-        except InventoryError:
-            inventory = await self.inventories.create(inventory_name)
-        if payload is None:
-            path = str(Path(path).resolve())
-            name = f"import {path}"
-        else:
-            path, name = "", STDIN_SOURCE_NAME
-        async with self.db.session() as session:
-            source = await session.scalar(select(InventorySource).where(
-                InventorySource.inventory_id == inventory.id, InventorySource.name == name
-            ))
-            if source is None:
-                source = InventorySource(inventory_id=inventory.id, name=name, source="file",
-                                         source_path=path)
-                session.add(source)
-            source.overwrite = overwrite
-            source.overwrite_vars = overwrite_vars
-            await session.commit()
-        update = await self._new_update(source.id, "manual")
-        result = await self._serialized(source.id, partial(self._execute, update.id, payload))
+    async def import_into(self, source_id: int, payload: str | None = None) -> InventoryUpdate:
+        """``inventory import``: a sync of an import source (see ``import_source``), of ``payload``
+        (JSON read from stdin) when given, run to its end."""
+        update = await self._new_update(source_id, "manual")
+        result = await self._serialized(source_id, partial(self._execute, update.id, payload))
         if result is None:
-            raise InventoryError(f"inventory source {source.id} was deleted during the import")
+            raise NotFound(f"inventory source {source_id} was deleted during the import")
         return result
 
     async def _new_update(self, source_id: int, launch_type: str) -> InventoryUpdate:
         async with self.db.session() as session:
             if await session.get(InventorySource, source_id) is None:
-                raise InventoryError(f"no inventory source {source_id}")
+                raise NotFound(f"no inventory source {source_id}")
             update = InventoryUpdate(inventory_source_id=source_id, launch_type=launch_type)
             session.add(update)
             await session.commit()
