@@ -15,10 +15,15 @@ from socket import socket
 import tornado.web
 from tornado.netutil import bind_sockets
 
-from tornado_callback.admin.handlers import api_routes
+from tornado_callback.admin import handlers as admin
+from tornado_callback.callback import handlers as callback
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.http import ping
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
+from tornado_callback.http.routes import Endpoint
+from tornado_callback.inventory import handlers as inventory
+from tornado_callback.jobs import handlers as jobs
 from tornado_callback.jobs.sandbox import Sandbox, job_sandbox
 from tornado_callback.services import Services
 
@@ -30,22 +35,24 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 # callback with its headers fits in 4 KiB; a larger request takes more reads.
 READ_CHUNK_BYTES = 4 * 1024
 
-# Every path is served with and without its trailing slash: the stock client
-# scripts treat a redirect as a failure. Every route is declared in
-# admin.endpoints and routed by ``api_routes()``, from the same declarations the
-# OpenAPI document is built from.
+
+def api_endpoints() -> list[Endpoint]:
+    """Every endpoint the application serves: each domain's, declared beside its handlers."""
+    return [*ping.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints, *admin.endpoints]
 
 
 def make_app(services: Services) -> tornado.web.Application:
     args = {"services": services}
+    endpoints = api_endpoints()
     return tornado.web.Application(
-        [(pattern, handler, {**args, **extra}) for pattern, handler, extra in api_routes()],
+        [(e.pattern, e.handler, {**args, "endpoint": e}) for e in endpoints],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         # Tornado's own "Uncaught exception" log carries no request body or
         # headers; keep it that way (no debug mode, no serve_traceback).
         serve_traceback=False,
         requests_in_flight=RequestsInFlight(),  # read by handlers under IN_FLIGHT
+        endpoints=endpoints,  # under ENDPOINTS: the OpenAPI document describes exactly these routes
     )
 
 

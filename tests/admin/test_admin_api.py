@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
 from tests.conftest import basic_auth
 from tornado_callback.admin.catalog import MSG_CALLBACK_NEEDS_INVENTORY
-from tornado_callback.admin.endpoints import api_endpoints
+from tornado_callback.app import api_endpoints
 from tornado_callback.config import PluginsConfig, Settings
 from tornado_callback.store.models import Credential, Job, JobTemplate
 

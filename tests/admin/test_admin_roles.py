@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.admin_helpers import SECRET_KEY, call, seed_world, user_with_token
-from tornado_callback.admin.endpoints import api_endpoints
 from tornado_callback.admin.fields import ENCRYPTED
+from tornado_callback.app import api_endpoints
 from tornado_callback.config import PluginsConfig, Settings
 
 pytestmark = pytest.mark.gen_test

@@ -1,49 +1,43 @@
 """The admin API's handlers: parse the request, call the admin service, render AWX's shapes.
 
-Routes come from ``admin.endpoints``, the same declarations the OpenAPI
-document is built from.
+The module ends with its endpoints: the catalog's resources (a collection, a
+detail and a roles list each, sub-lists, memberships), each generated from the
+resource's declaration, and the template actions, ``me`` and this document.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import tornado.web
-
-from tornado_callback.admin.endpoints import Endpoint, api_endpoints
-from tornado_callback.admin.grants import change_role, list_roles
+from tornado_callback.admin.catalog import MEMBERSHIPS, RESOURCES, SUB_LISTS
+from tornado_callback.admin.grants import ROLE_ENTRY_SCHEMA, change_role, grant_schema, list_roles
 from tornado_callback.admin.memberships import change_membership
 from tornado_callback.admin.openapi import openapi_document
+from tornado_callback.admin.resource import API, Membership, Resource, RoleScoped, SubList
 from tornado_callback.admin.service import AdminService, ListQuery, Page
-from tornado_callback.callback.handlers import CallbackHandler
-from tornado_callback.http.base import (
-    APIError,
-    APIHandler,
-    bad_request,
+from tornado_callback.admin.template_actions import (
+    LAUNCH_BODY_SCHEMA,
+    LAUNCH_INFO_SCHEMA,
+    LAUNCHED_SCHEMA,
+    SURVEY_SPEC_SCHEMA,
 )
-from tornado_callback.http.ping import PingHandler
-from tornado_callback.inventory.handlers import InventorySourceUpdateHandler, InventoryUpdateHandler
-from tornado_callback.jobs.handlers import (
-    JobCancelHandler,
-    JobDetailHandler,
-    JobListHandler,
-    JobStdoutHandler,
-)
-
-if TYPE_CHECKING:  # the wiring imports every domain; handlers only name its type
-    from tornado_callback.services import Services
+from tornado_callback.http.base import APIError, APIHandler, bad_request
+from tornado_callback.http.routes import ENDPOINTS, ID, Endpoint, Operation
 
 LIST_ARGUMENTS = frozenset({"page", "page_size", "search", "order_by"})
+ASSOCIATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id"],
+    "properties": {"id": ID, "disassociate": {"type": "boolean"}},
+}
 
 
 class AdminHandler(APIHandler):
-    endpoint: Endpoint
+    """Authenticated before any method runs."""
 
-    def initialize(self, services: Services, endpoint: Endpoint) -> None:  # type: ignore[override]
-        super().initialize(services)
-        self.endpoint = endpoint
+    endpoint: Endpoint
 
     @property
     def admin(self) -> AdminService:
@@ -85,19 +79,25 @@ class AdminHandler(APIHandler):
         self.finish()
 
 
-class ListHandler(AdminHandler):
+class ResourceHandler(AdminHandler):
+    @property
+    def resource(self) -> str:
+        """The name of the catalog's resource this route serves."""
+        return self.endpoint.serves
+
+
+class ListHandler(ResourceHandler):
     async def get(self) -> None:
         query = self.list_query()
-        self.write_list(await self.admin.list(self.endpoint.resource, self.principal, query), query)
+        self.write_list(await self.admin.list(self.resource, self.principal, query), query)
 
     async def post(self) -> None:
-        created = await self.admin.create(self.endpoint.resource, self.principal, self.json_body())
-        self.write_json(created, status=201)
+        self.write_json(await self.admin.create(self.resource, self.principal, self.json_body()), status=201)
 
 
-class DetailHandler(AdminHandler):
+class DetailHandler(ResourceHandler):
     async def get(self, obj_id: str) -> None:
-        self.write_json(await self.admin.get(self.endpoint.resource, self.principal, self.object_id(obj_id)))
+        self.write_json(await self.admin.get(self.resource, self.principal, self.object_id(obj_id)))
 
     async def put(self, obj_id: str) -> None:
         await self._update(obj_id, partial=False)
@@ -107,46 +107,53 @@ class DetailHandler(AdminHandler):
 
     async def _update(self, obj_id: str, *, partial: bool) -> None:
         self.write_json(await self.admin.update(
-            self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body(), partial=partial))
+            self.resource, self.principal, self.object_id(obj_id), self.json_body(), partial=partial))
 
     async def delete(self, obj_id: str) -> None:
-        await self.admin.delete(self.endpoint.resource, self.principal, self.object_id(obj_id))
+        await self.admin.delete(self.resource, self.principal, self.object_id(obj_id))
+        self.write_no_content()
+
+
+class RolesHandler(ResourceHandler):
+    async def get(self, obj_id: str) -> None:
+        query = self.list_query()
+        self.write_list(await list_roles(
+            self.admin, self.resource, self.principal, self.object_id(obj_id), query), query)
+
+    async def post(self, obj_id: str) -> None:
+        await change_role(self.admin, self.resource, self.principal, self.object_id(obj_id), self.json_body())
         self.write_no_content()
 
 
 class SubListHandler(AdminHandler):
+    @property
+    def sub_list(self) -> SubList:
+        return self.endpoint.serves
+
     async def get(self, parent_id: str) -> None:
-        spec = self.endpoint.sub_list
         query = self.list_query()
-        self.write_list(await self.admin.sub_list(spec, self.principal, self.object_id(parent_id), query), query)
+        self.write_list(await self.admin.sub_list(
+            self.sub_list, self.principal, self.object_id(parent_id), query), query)
 
     async def post(self, parent_id: str) -> None:
         created = await self.admin.create_in(
-            self.endpoint.sub_list, self.principal, self.object_id(parent_id), self.json_body())
+            self.sub_list, self.principal, self.object_id(parent_id), self.json_body())
         self.write_json(created, status=201)
 
 
 class MembersHandler(AdminHandler):
+    @property
+    def membership(self) -> Membership:
+        return self.endpoint.serves
+
     async def get(self, parent_id: str) -> None:
         query = self.list_query()
         self.write_list(await self.admin.members(
-            self.endpoint.membership, self.principal, self.object_id(parent_id), query), query)
+            self.membership, self.principal, self.object_id(parent_id), query), query)
 
     async def post(self, parent_id: str) -> None:
         await change_membership(
-            self.admin, self.endpoint.membership, self.principal, self.object_id(parent_id), self.json_body())
-        self.write_no_content()
-
-
-class RolesHandler(AdminHandler):
-    async def get(self, obj_id: str) -> None:
-        query = self.list_query()
-        self.write_list(await list_roles(
-            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), query), query)
-
-    async def post(self, obj_id: str) -> None:
-        await change_role(
-            self.admin, self.endpoint.resource, self.principal, self.object_id(obj_id), self.json_body())
+            self.admin, self.membership, self.principal, self.object_id(parent_id), self.json_body())
         self.write_no_content()
 
 
@@ -161,8 +168,7 @@ class SurveySpecHandler(AdminHandler):
         self.write_no_content()
 
     async def delete(self, template_id: str) -> None:
-        await self.services.template_actions.set_survey_spec(
-            self.principal, self.object_id(template_id), None)
+        await self.services.template_actions.set_survey_spec(self.principal, self.object_id(template_id), None)
         self.write_no_content()
 
 
@@ -180,8 +186,7 @@ class LaunchHandler(AdminHandler):
 
 class MeHandler(AdminHandler):
     async def get(self) -> None:
-        query = ListQuery()
-        self.write_list(await self.admin.me(self.principal), query)
+        self.write_list(await self.admin.me(self.principal), ListQuery())
 
 
 class OpenAPIHandler(AdminHandler):
@@ -189,30 +194,68 @@ class OpenAPIHandler(AdminHandler):
         """Public, like AWX's schema: it describes the API, it holds no data."""
 
     async def get(self) -> None:
-        self.write_json(openapi_document(api_endpoints()))
+        # Every endpoint the application routes (app.make_app hands them over), not only admin's.
+        self.write_json(openapi_document(self.application.settings[ENDPOINTS]))
 
 
-HANDLERS: dict[str, type[APIHandler]] = {
-    "list": ListHandler, "detail": DetailHandler, "sub_list": SubListHandler,
-    "members": MembersHandler, "roles": RolesHandler, "survey_spec": SurveySpecHandler,
-    "launch": LaunchHandler, "me": MeHandler, "openapi": OpenAPIHandler,
-    "ping": PingHandler, "callback": CallbackHandler,
-    "jobs": JobListHandler, "job": JobDetailHandler, "job_stdout": JobStdoutHandler,
-    "job_cancel": JobCancelHandler, "inventory_source_update": InventorySourceUpdateHandler,
-    "inventory_update": InventoryUpdateHandler,
-}
+def _collection(r: Resource) -> list[Endpoint]:
+    ops = [Operation("GET", f"List {r.name}", 200, response=r.type, paged=True, list_of=r.name)]
+    if r.writable:
+        ops.append(Operation("POST", f"Create a {r.type}", 201, request=f"{r.type}_create", response=r.type))
+    found = [Endpoint(f"{API}/{r.name}/", ListHandler, tuple(ops), serves=r.name)]
+    detail = [Operation("GET", f"Read a {r.type}", 200, response=r.type)]
+    if r.writable:
+        detail += [
+            Operation("PUT", f"Replace a {r.type}", 200, request=f"{r.type}_create", response=r.type),
+            Operation("PATCH", f"Change a {r.type}", 200, request=f"{r.type}_update", response=r.type),
+            Operation("DELETE", f"Delete a {r.type}", 204),
+        ]
+    found.append(Endpoint(f"{API}/{r.name}/{{id}}/", DetailHandler, tuple(detail), serves=r.name))
+    if isinstance(r.access, RoleScoped) and r.access.owner == "id":
+        found.append(Endpoint(f"{API}/{r.name}/{{id}}/roles/", RolesHandler, (
+            Operation("GET", f"Who holds which role on a {r.type}", 200, response=ROLE_ENTRY_SCHEMA, paged=True),
+            Operation("POST", f"Grant (or with disassociate, revoke) a role on a {r.type}", 204,
+                      request=grant_schema(r.access.resource_type)),
+        ), serves=r.name))
+    return found
 
 
-def route_pattern(path: str) -> str:
-    """``/api/v2/hosts/{id}/`` as a Tornado pattern, served with and without the trailing slash."""
-    pattern = re.sub(r"\{[^}]+\}", "([^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
-    return pattern[:-1] + "/?" if pattern.endswith("/") else pattern
+def _sub_list(spec: SubList) -> Endpoint:
+    child = RESOURCES[spec.child]
+    ops = [Operation("GET", f"List the {spec.segment} of a {RESOURCES[spec.parent].type}", 200,
+                     response=child.type, paged=True, list_of=child.name)]
+    if child.writable:
+        ops.append(Operation("POST", f"Create a {child.type} here", 201,
+                             request=f"{child.type}_create", response=child.type))
+    return Endpoint(f"{API}/{spec.parent}/{{id}}/{spec.segment}/", SubListHandler, tuple(ops), serves=spec)
 
 
-def api_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
-    """Every declared endpoint's route; admin handlers also receive their declaration."""
-    return [
-        (route_pattern(e.path), HANDLERS[e.kind],
-         {"endpoint": e} if issubclass(HANDLERS[e.kind], AdminHandler) else {})
-        for e in api_endpoints()
-    ]
+def _membership(spec: Membership) -> Endpoint:
+    child = RESOURCES[spec.child]
+    return Endpoint(f"{API}/{spec.parent}/{{id}}/{spec.segment}/", MembersHandler, (
+        Operation("GET", f"List the {spec.segment} of a {RESOURCES[spec.parent].type}", 200,
+                  response=child.type, paged=True, list_of=child.name),
+        Operation("POST", f"Associate (or with disassociate, remove) a {child.type}", 204,
+                  request=ASSOCIATION_SCHEMA),
+    ), serves=spec)
+
+
+endpoints = [
+    Endpoint("/api/v2/me/", MeHandler, (
+        Operation("GET", "The caller's own user, as a one-item list", 200, response="user", paged=True),)),
+    Endpoint("/api/v2/openapi.json", OpenAPIHandler, (
+        Operation("GET", "This document", 200, response={"type": "object"}, authenticated=False),)),
+    Endpoint("/api/v2/job_templates/{id}/survey_spec/", SurveySpecHandler, (
+        Operation("GET", "Read the survey (template read role)", 200, response=SURVEY_SPEC_SCHEMA),
+        Operation("POST", "Replace the survey (template admin role)", 204, request=SURVEY_SPEC_SCHEMA),
+        Operation("DELETE", "Remove the survey (template admin role)", 204),
+    )),
+    Endpoint("/api/v2/job_templates/{id}/launch/", LaunchHandler, (
+        Operation("GET", "What a launch needs (template execute role)", 200, response=LAUNCH_INFO_SCHEMA),
+        Operation("POST", "Launch a job (template execute role); launch_type manual", 201,
+                  request=LAUNCH_BODY_SCHEMA, response=LAUNCHED_SCHEMA),
+    )),
+    *(endpoint for resource in RESOURCES.values() if resource.has_detail for endpoint in _collection(resource)),
+    *(_sub_list(spec) for spec in SUB_LISTS),
+    *(_membership(spec) for spec in MEMBERSHIPS),
+]

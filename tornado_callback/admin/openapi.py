@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document of the admin API, built from the endpoint and field declarations.
+"""The OpenAPI 3 document of the API, built from the endpoint and field declarations.
 
 Nothing here describes a resource by hand: object, create and update schemas
 come from the fields; paths, parameters and answers from the endpoints.
@@ -6,16 +6,16 @@ come from the fields; paths, parameters and answers from the endpoints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
 from tornado_callback import __version__
 from tornado_callback.admin.catalog import RESOURCES
-from tornado_callback.admin.endpoints import PAGE_PARAMETERS, Endpoint, Operation, search_parameter
 from tornado_callback.admin.fields import Variables
 from tornado_callback.admin.resource import Resource
 from tornado_callback.admin.service import timestamps
-from tornado_callback.http.values import INT_MAX
+from tornado_callback.http.routes import ID, PAGE_PARAMETERS, Endpoint, Operation, search_parameter
 
 ERROR = {"description": "An error: {\"detail\": ...} or {\"field\": [messages]}",
          "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -85,8 +85,7 @@ def operation(endpoint: Endpoint, op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}:{endpoint.path}"}
     parameters = []
     if "{id}" in endpoint.path:
-        parameters.append({"name": "id", "in": "path", "required": True,
-                           "schema": {"type": "integer", "minimum": 1, "maximum": INT_MAX}})
+        parameters.append({"name": "id", "in": "path", "required": True, "schema": ID})
     if op.list_of:
         parameters += list_parameters(RESOURCES[op.list_of])
     elif op.paged:
@@ -113,7 +112,7 @@ def operation(endpoint: Endpoint, op: Operation) -> dict[str, Any]:
     return out
 
 
-def openapi_document(endpoints: list[Endpoint]) -> dict[str, Any]:
+def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for resource in RESOURCES.values():
         schemas[resource.type] = object_schema(resource)

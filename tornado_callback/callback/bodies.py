@@ -1,8 +1,10 @@
-"""Request bodies of the callback POST: JSON or form-encoded, as the stock clients send them."""
+"""The callback's bodies: the POST's, JSON or form-encoded as the stock clients send
+them, parsed; and the schemas of what the endpoint takes and answers."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qsl
 
 from tornado_callback.callback.service import CallbackBody
@@ -11,6 +13,39 @@ from tornado_callback.errors import ServiceError
 JSON_MEDIA_TYPE = "application/json"
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 1000
+
+CALLBACK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["host_config_key"],
+    "properties": {
+        "host_config_key": {"type": "string"},
+        "extra_vars": {"oneOf": [{"type": "object"}, {"type": "string"}],
+                       "description": "Applied with ask_variables_on_launch, or the survey's variables."},
+        "cloud_identity": {"type": "object", "description": "A signed instance identity document."},
+    },
+}
+CALLBACK_ACCEPTED: dict[str, Any] = {
+    "type": "object", "required": ["job", "url"],
+    "properties": {"job": {"type": "integer"}, "url": {"type": "string"}},
+}
+CALLBACK_EXPLAINED: dict[str, Any] = {
+    "type": "object",
+    "required": ["host_config_key", "matching_hosts", "remote", "resolution"],
+    "properties": {
+        "host_config_key": {"type": "string"},
+        "matching_hosts": {"type": "array", "items": {"type": "string"}},
+        "remote": {"type": "object", "properties": {
+            "peer": {"type": "string"},
+            "addresses": {"type": "array", "items": {"type": "string"}},
+            "names": {"type": "array", "items": {"type": "string"}}}},
+        "resolution": {"type": "array", "items": {"type": "object", "properties": {
+            "resolver": {"type": "string"}, "priority": {"type": "integer"},
+            "outcome": {"type": "string", "enum": ["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]},
+            "evidence": {"type": "array", "items": {"type": "string"}},
+            "hosts": {"type": "array", "items": {"type": "string"}},
+            "elapsed_ms": {"type": "number"}}}},
+    },
+}
 
 
 def media_type(content_type: str | None) -> str:

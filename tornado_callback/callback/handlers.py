@@ -6,9 +6,18 @@ from collections.abc import Awaitable
 
 import tornado.web
 
-from tornado_callback.callback.bodies import parse_callback_body, too_large
+from tornado_callback.callback.bodies import (
+    CALLBACK_ACCEPTED,
+    CALLBACK_BODY,
+    CALLBACK_EXPLAINED,
+    FORM_MEDIA_TYPE,
+    JSON_MEDIA_TYPE,
+    parse_callback_body,
+    too_large,
+)
 from tornado_callback.callback.service import simulated_request
 from tornado_callback.http.base import APIHandler
+from tornado_callback.http.routes import PAGE_PARAMETERS, Endpoint, Operation, search_parameter
 from tornado_callback.plugin.resolver import CallbackRequest
 
 DISCARD_CAP = 64 * 1024 * 1024
@@ -94,3 +103,20 @@ class CallbackHandler(APIHandler):
         if address is None and not header_args:
             return CallbackRequest(peer=self.request.remote_ip or "", headers=self.request_headers())
         return simulated_request(self.request.remote_ip or "", address, header_args)
+
+
+endpoints = [
+    Endpoint("/api/v2/job_templates/{id}/callback/", CallbackHandler, (
+        Operation("GET", "Which host this request (or a simulated one) would match, and why "
+                  "(template admin role)", 200, response=CALLBACK_EXPLAINED, parameters=(
+                      *PAGE_PARAMETERS,
+                      search_parameter("Case-insensitive substring of the matching hosts' names"),
+                      {"name": "address", "in": "query", "schema": {"type": "string"},
+                       "description": "Evaluate as if the TCP peer were this IP address."},
+                      {"name": "header", "in": "query", "description": "Name: value, repeatable",
+                       "schema": {"type": "array", "items": {"type": "string"}}})),
+        Operation("POST", "A host asks to be configured, proving itself with the template's key",
+                  202, request=CALLBACK_BODY, response=CALLBACK_ACCEPTED, authenticated=False,
+                  errors=(400, 403, 404, 413, 415, 429), request_types=(JSON_MEDIA_TYPE, FORM_MEDIA_TYPE)),
+    )),
+]

@@ -15,6 +15,7 @@ import tornado.web
 
 from tornado_callback.accounts.service import Principal
 from tornado_callback.errors import DETAIL_FORBIDDEN, DETAIL_NOT_FOUND, DETAIL_UNAUTHENTICATED, ServiceError
+from tornado_callback.http.routes import Endpoint
 from tornado_callback.http.values import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE,
@@ -107,9 +108,12 @@ class APIHandler(tornado.web.RequestHandler):
     else as a logged 500; so handlers call services without catching their refusals."""
 
     services: Services
+    endpoint: Endpoint | None = None  # the route's declaration (none for unknown paths)
 
-    def initialize(self, services: Services) -> None:
+    def initialize(self, services: Services, endpoint: Endpoint | None = None) -> None:
         self.services = services
+        if endpoint is not None:
+            self.endpoint = endpoint
         self._in_flight: RequestsInFlight = self.application.settings[IN_FLIGHT]
         self._number = self._in_flight.started()
 

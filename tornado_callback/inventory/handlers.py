@@ -10,7 +10,13 @@ from typing import Any
 
 from tornado_callback.errors import DETAIL_NOT_FOUND
 from tornado_callback.http.base import APIError, APIHandler
+from tornado_callback.http.routes import Endpoint, Operation
 from tornado_callback.http.values import api_datetime
+from tornado_callback.inventory.schemas import (
+    CAN_UPDATE_SCHEMA,
+    INVENTORY_UPDATE_SCHEMA,
+    INVENTORY_UPDATE_STARTED_SCHEMA,
+)
 
 
 def update_url(update_id: int) -> str:
@@ -73,3 +79,15 @@ class InventoryUpdateHandler(APIHandler):
             raise APIError(404, {"detail": DETAIL_NOT_FOUND})
         await self.services.accounts.require_role(principal, "inventory", source.inventory_id, "read")
         self.write_json(update_view(update, source.inventory_id))
+
+
+endpoints = [
+    Endpoint("/api/v2/inventory_sources/{id}/update/", InventorySourceUpdateHandler, (
+        Operation("GET", "Whether the source can be synced (inventory admin role)", 200,
+                  response=CAN_UPDATE_SCHEMA),
+        Operation("POST", "Start a sync of the source in the background (inventory admin role)", 202,
+                  response=INVENTORY_UPDATE_STARTED_SCHEMA, errors=(401, 403, 404)),
+    )),
+    Endpoint("/api/v2/inventory_updates/{id}/", InventoryUpdateHandler, (
+        Operation("GET", "Read a sync (inventory read role)", 200, response=INVENTORY_UPDATE_SCHEMA),)),
+]

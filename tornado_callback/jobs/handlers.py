@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from tornado_callback.http.base import APIHandler, bad_request
+from tornado_callback.http.routes import Endpoint, Operation
 from tornado_callback.http.values import parse_id
+from tornado_callback.jobs.schemas import (
+    CAN_CANCEL_SCHEMA,
+    JOB_LIST_PARAMETERS,
+    JOB_SCHEMA,
+    JOB_STDOUT_PARAMETERS,
+    JOB_STDOUT_SCHEMA,
+)
 from tornado_callback.jobs.service import (
     JobFilters,
     JobsService,
@@ -79,3 +87,21 @@ class JobCancelHandler(JobsHandler):
         self.clear_header("Content-Type")
         self.set_status(202)
         self.finish()
+
+
+endpoints = [
+    Endpoint("/api/v2/jobs/", JobListHandler, (
+        Operation("GET", "List the jobs of the templates the caller may read, newest first", 200,
+                  response=JOB_SCHEMA, paged=True, parameters=JOB_LIST_PARAMETERS),)),
+    Endpoint("/api/v2/jobs/{id}/", JobDetailHandler, (
+        Operation("GET", "Read a job (template read role)", 200, response=JOB_SCHEMA),)),
+    Endpoint("/api/v2/jobs/{id}/stdout/", JobStdoutHandler, (
+        Operation("GET", "A job's output and events (template read role)", 200,
+                  response=JOB_STDOUT_SCHEMA, parameters=JOB_STDOUT_PARAMETERS, plain_text=True),)),
+    Endpoint("/api/v2/jobs/{id}/cancel/", JobCancelHandler, (
+        Operation("GET", "Whether the job can still be canceled (template read role)", 200,
+                  response=CAN_CANCEL_SCHEMA),
+        Operation("POST", "Cancel a pending or running job (template execute role); "
+                  "405 once it has finished", 202, errors=(401, 403, 404, 405)),
+    )),
+]

@@ -1,27 +1,17 @@
-"""The answers of the job and inventory sync endpoints, for their declarations in ``admin.endpoints``.
+"""The answers of the job endpoints, for their declarations in ``jobs.handlers``.
 
-They describe what ``jobs.job_summary``, ``jobs.event_summary`` and
-``handlers.inventory_updates.update_view`` render.
+They describe what ``jobs.service.job_summary`` and ``event_summary`` render.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tornado_callback.http.values import INT_MAX
+from tornado_callback.http.routes import ID, STRING, TIME, object_schema
 from tornado_callback.jobs.service import LAUNCH_TYPES
 from tornado_callback.store.models import JOB_STATUSES
 
-STRING = {"type": "string"}
-TIME = {"type": "string", "nullable": True}
-ID = {"type": "integer", "minimum": 1, "maximum": INT_MAX}
-
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-JOB_SCHEMA = _object({
+JOB_SCHEMA = object_schema({
     "id": {"type": "integer"},
     "type": {"type": "string", "enum": ["job"]},
     "url": STRING,
@@ -48,36 +38,14 @@ JOB_STDOUT_PARAMETERS: tuple[dict[str, Any], ...] = (
     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "txt"], "default": "json"},
      "description": "txt: the output alone, as text/plain"},
 )
-JOB_STDOUT_SCHEMA = _object({
-    "range": _object({"start": {"type": "integer"}, "end": {"type": "integer"},
-                      "absolute_end": {"type": "integer"}}),
+JOB_STDOUT_SCHEMA = object_schema({
+    "range": object_schema({"start": {"type": "integer"}, "end": {"type": "integer"},
+                            "absolute_end": {"type": "integer"}}),
     "content": STRING,
-    "events": {"type": "array", "items": _object({
+    "events": {"type": "array", "items": object_schema({
         "counter": {"type": "integer"}, "event": STRING, "host_name": STRING, "task": STRING,
         "stdout": STRING, "failed": {"type": "boolean"}, "changed": {"type": "boolean"},
         "created": TIME,
     })},
 })
-CAN_CANCEL_SCHEMA = _object({"can_cancel": {"type": "boolean"}})
-CAN_UPDATE_SCHEMA = _object({"can_update": {"type": "boolean"}})
-
-_UPDATE_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "integer"},
-    "type": {"type": "string", "enum": ["inventory_update"]},
-    "url": STRING,
-    "related": {"type": "object", "additionalProperties": STRING},
-    "inventory_source": {"type": "integer"},
-    "inventory": {"type": "integer"},
-    "status": STRING,
-    "failed": {"type": "boolean"},
-    "launch_type": STRING,
-    "created": STRING, "modified": STRING, "started": TIME, "finished": TIME,
-    "elapsed": {"type": "number"},
-    "hosts_added": {"type": "integer"},
-    "hosts_updated": {"type": "integer"},
-    "hosts_removed": {"type": "integer"},
-    "result_stdout": STRING,
-    "job_explanation": STRING,
-}
-INVENTORY_UPDATE_SCHEMA = _object(_UPDATE_PROPERTIES)
-INVENTORY_UPDATE_STARTED_SCHEMA = _object({"inventory_update": {"type": "integer"}, **_UPDATE_PROPERTIES})
+CAN_CANCEL_SCHEMA = object_schema({"can_cancel": {"type": "boolean"}})
