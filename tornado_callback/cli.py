@@ -225,7 +225,7 @@ async def cmd_template_create(services: Services, args: argparse.Namespace) -> i
 
 
 async def cmd_jobs_list(services: Services, args: argparse.Namespace) -> int:
-    count, jobs = await services.records.jobs(page_size=args.limit)
+    count, jobs = await services.jobs.page(LOCAL_ADMIN, page_size=args.limit)
     print_table(
         ("ID", "TEMPLATE", "STATUS", "LAUNCH", "LIMIT", "RESOLVED BY", "CREATED"),
         [(j.id, j.job_template_id, j.status, j.launch_type, j.limit, j.resolved_by,
@@ -254,7 +254,7 @@ async def cmd_jobs_show(services: Services, args: argparse.Namespace) -> int:
 
 
 async def cmd_attempts(services: Services, args: argparse.Namespace) -> int:
-    count, attempts = await services.records.attempts(args.template, page_size=args.limit)
+    count, attempts = await services.attempts.page(args.template, page_size=args.limit)
     print_table(
         ("ID", "TIME", "TEMPLATE", "PEER", "CLIENT", "STATUS", "HOST", "JOB", "MESSAGE"),
         [(a.id, moment(a.created), a.job_template_id, a.peer_address,

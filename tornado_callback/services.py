@@ -17,7 +17,7 @@ from tornado_callback.accounts.service import Accounts
 from tornado_callback.admin.catalog import RESOURCES
 from tornado_callback.admin.service import AdminService
 from tornado_callback.admin.template_actions import TemplateActions
-from tornado_callback.callback.audit import Records
+from tornado_callback.callback.audit import CallbackAttempts
 from tornado_callback.callback.service import CallbackService
 from tornado_callback.config import Settings
 from tornado_callback.inventory.index_refresh import IndexRefresher
@@ -42,7 +42,7 @@ class Services:
     inventories: Inventories
     launcher: LaunchService
     callbacks: CallbackService
-    records: Records
+    attempts: CallbackAttempts
     # Resolves host names into the index in the background (``inventories.refresher``);
     # ``serve`` starts it.
     refresher: IndexRefresher
@@ -97,7 +97,7 @@ class Services:
             callbacks=CallbackService(
                 db, chain, inventories, launcher, accounts, limiter, inventory_sync
             ),
-            records=Records(db),
+            attempts=CallbackAttempts(db),
             refresher=inventories.refresher,
             inventory_sync=inventory_sync,
             credentials=Credentials(secrets),

@@ -25,7 +25,7 @@ async def test_each_post_writes_one_attempt_with_outcome(fetch, seed, services):
     await post(fetch, world.template_id, json.dumps({"host_config_key": "wrong"}))
     await post(fetch, world.template_id, "{broken")
     await post(fetch, "424242", json.dumps({"host_config_key": KEY}))
-    count, attempts = await services.records.attempts()
+    count, attempts = await services.attempts.page()
     assert count == 4
     newest_first = [(a.status_code, a.job_template_id) for a in attempts]
     assert newest_first == [(404, None), (400, world.template_id), (403, world.template_id),
@@ -44,7 +44,7 @@ async def test_key_never_reaches_the_database_or_the_logs(fetch, seed, services,
     await post(fetch, world.template_id, json.dumps({"host_config_key": KEY, "extra_vars": {"x": KEY}}))
     await post(fetch, world.template_id, json.dumps({"host_config_key": KEY + "x"}))
     await post(fetch, world.template_id, f"host_config_key={KEY}", "application/x-www-form-urlencoded")
-    _, attempts = await services.records.attempts()
+    _, attempts = await services.attempts.page()
     for attempt in attempts:
         record = json.dumps({c.name: getattr(attempt, c.name) for c in attempt.__table__.columns},
                             default=str)

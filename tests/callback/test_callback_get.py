@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import basic_auth, trace_entry
+from tornado_callback.accounts.service import LOCAL_ADMIN
 
 pytestmark = pytest.mark.gen_test
 
@@ -47,7 +48,7 @@ async def test_superuser_sees_key_matching_host_and_trace(fetch, seed, admin):
 async def test_get_never_launches(fetch, seed, admin, services):
     world = await seed({"web1": LOCAL})
     assert (await get(fetch, world.template_id, admin)).code == 200
-    count, _ = await services.records.jobs()
+    count, _ = await services.jobs.page(LOCAL_ADMIN)
     assert count == 0
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.jobs.launch import MSG_ALREADY_PENDING
 
 pytestmark = pytest.mark.gen_test
@@ -28,7 +29,7 @@ async def test_callback_launches_job_for_the_calling_host(fetch, seed, services)
     body = json.loads(response.body)
     assert body == {"job": body["job"], "url": f"/api/v2/jobs/{body['job']}/"}
     assert response.headers["Location"] == body["url"]
-    count, jobs = await services.records.jobs()
+    count, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert count == 1
     job = jobs[0]
     assert (job.id, job.status, job.launch_type, job.limit, job.resolved_by) == (
@@ -47,7 +48,7 @@ async def test_form_encoded_body_as_wget_sends_it(fetch, seed, services):
     body = urlencode({"host_config_key": world.key, "extra_vars": '{"colour": "blue"}'})
     response = await fetch(CALLBACK.format(world.template_id), method="POST", body=body)
     assert response.code == 202
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"colour": "blue"}
 
 
@@ -63,7 +64,7 @@ async def test_extra_vars_applied_when_template_asks(fetch, seed, services, extr
     response = await post_json(fetch, world.template_id,
                                {"host_config_key": world.key, "extra_vars": extra_vars})
     assert response.code == 202
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"base": 0, **expected}
 
 
@@ -72,7 +73,7 @@ async def test_extra_vars_ignored_when_template_does_not_ask(fetch, seed, servic
     response = await post_json(fetch, world.template_id,
                                {"host_config_key": world.key, "extra_vars": '{"a": 1}'})
     assert response.code == 202
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"base": 0}
 
 
@@ -155,7 +156,7 @@ async def test_body_just_under_the_limit_arrives_whole(fetch, seed, services):
     response = await post_json(fetch, world.template_id,
                                {"host_config_key": world.key, "extra_vars": {"notes": notes}})
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"notes": notes}
 
 
@@ -213,7 +214,7 @@ async def test_survey_answers_are_honoured_and_other_vars_dropped(fetch, seed, s
     response = await post_json(fetch, world.template_id,
                                {"host_config_key": world.key, "extra_vars": {"size": 3, "other": 1}})
     assert response.code == 202
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"size": 3, "tier": "web"}
 
 

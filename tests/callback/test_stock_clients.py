@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
+
 pytestmark = pytest.mark.gen_test(timeout=30)
 
 
@@ -32,7 +34,7 @@ async def test_request_tower_configuration_sh(base_url, seed, services, extra_va
     url = f"{base_url}/api/v2/job_templates/{world.template_id}/callback/"
     output = await curl("-s", "-i", "-X", "POST", "-H", "Content-Type:application/json", "--data", data, url)
     assert status_as_the_script_reads_it(output) == "202"
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == expected
 
 
@@ -54,5 +56,5 @@ async def test_curl_form_encoded_with_data_urlencode(base_url, seed, services):
     output = await curl("-s", "-i", "--data-urlencode", f"host_config_key={world.key}",
                         "--data-urlencode", "extra_vars=a: 1", url)
     assert status_as_the_script_reads_it(output) == "202"
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].extra_vars == {"a": 1}

@@ -82,7 +82,7 @@ async def test_new_host_is_found_by_one_sync_and_the_cache_is_honoured(fetch, se
 
     first = await callback(fetch, world)
     assert first.code == 202
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].limit == "new1"
     assert (script.runs, await update_count(services)) == (1, 1)
 
@@ -138,7 +138,7 @@ async def test_twenty_concurrent_callbacks_share_one_sync(seed, services, script
         client.close()
     assert [r.code for r in responses] == [202] * 20
     assert (script.runs, await update_count(services)) == (1, 1)
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert sorted(j.limit for j in jobs) == sorted(hosts)
 
 

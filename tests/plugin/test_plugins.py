@@ -67,7 +67,7 @@ async def test_failing_resolvers_become_trace_entries_and_the_next_one_decides(f
                            headers={"Content-Type": "application/json"},
                            body=json.dumps({"host_config_key": world.key}))
     assert response.code == 202, response.body
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     trace = [(e["resolver"], e["outcome"], e["evidence"]) for e in attempts[0].trace]
     assert trace == [
         ("crashes", "error", ["RuntimeError: plugin bug"]),

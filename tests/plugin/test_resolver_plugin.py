@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import plugins_config_for
 from tests.helpers import REPO
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.config import Settings
 from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
 from tornado_callback.services import Services
@@ -78,9 +79,9 @@ async def test_the_token_decides_a_real_callback(fetch, seed, services):
                            headers={"Content-Type": "application/json", "X-Host-Token": "tok-one"},
                            body=json.dumps({"host_config_key": world.key}))
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert (jobs[0].limit, jobs[0].resolved_by) == ("web1", "host_token")
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     trace = attempts[0].trace
     assert trace[0] == {**trace[0], "resolver": "host_token", "priority": 450, "outcome": "matched",
                         "hosts": ["web1"], "evidence": ["X-Host-Token header given"]}

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.conftest import plugins_config_for
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
@@ -25,8 +26,8 @@ def post(fetch, world, **fields):
 
 
 async def outcome(services, world):
-    _, jobs = await services.records.jobs()
-    _, attempts = await services.records.attempts(world.template_id)
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
+    _, attempts = await services.attempts.page(world.template_id)
     trace = {e["resolver"]: (e["outcome"], e["evidence"]) for e in attempts[0].trace}
     return [j.limit for j in jobs], trace
 

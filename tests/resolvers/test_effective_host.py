@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import plugins_config_for
 from tests.realservers import dnsmasq
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
@@ -39,7 +40,7 @@ async def callback(fetch, services, world, interface):
                            body=json.dumps({"host_config_key": world.key}), network_interface=interface)
     if response.code != 202:
         return response.code, json.loads(response.body)
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     return response.code, (jobs[0].limit, jobs[0].resolved_by)
 
 

@@ -75,7 +75,7 @@ async def test_names_are_resolved_in_the_background_and_matched(fetch, seed, ser
                            body=json.dumps({"host_config_key": world.key}),
                            network_interface="127.0.0.5")
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "forward_dns")
 
 
@@ -126,5 +126,5 @@ async def test_a_host_synced_on_launch_is_matched_by_the_callback_that_synced_it
                            headers={"Content-Type": "application/json"},
                            body=json.dumps({"host_config_key": world.key}), network_interface="127.0.0.5")
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "forward_dns")

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import basic_auth, plugins_config_for
 from tests.helpers import free_port
 from tests.realservers import dnsmasq, silent_udp_server
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.plugin import ConfigError, DNSLookup, DNSSettings, Settings
 from tornado_callback.plugin import dns as dns_lookup
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
@@ -76,7 +77,7 @@ def post(fetch, world, interface):
 
 
 async def last_trace(services, world) -> dict:
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     return {e["resolver"]: e for e in attempts[0].trace}
 
 
@@ -87,7 +88,7 @@ async def test_reverse_match(fetch, seed, services):
     world = await seed(HOSTS)
     response = await post(fetch, world, "127.0.0.5")
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert (jobs[0].limit, jobs[0].resolved_by) == ("web5.example.test", "reverse_dns")
     entry = (await last_trace(services, world))["reverse_dns"]
     assert entry["evidence"] == ["127.0.0.5 has PTR name web5.example.test, which resolves back to it"]
@@ -97,7 +98,7 @@ async def test_names_compare_case_insensitively_without_trailing_dot(fetch, seed
     world = await seed(HOSTS)
     response = await post(fetch, world, "127.0.0.8")
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].limit == "mixed"
 
 
@@ -130,7 +131,7 @@ async def test_without_forward_confirmation_the_ptr_name_is_believed(fetch, seed
     world = await seed(HOSTS)
     response = await post(fetch, world, "127.0.0.6")
     assert response.code == 202, response.body
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     assert jobs[0].limit == "liar.example.test"
 
 

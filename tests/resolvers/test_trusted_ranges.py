@@ -43,7 +43,7 @@ async def test_a_host_trusted_as_a_proxy_is_named_in_the_trace(http_client, http
         network_interface="127.0.0.2", raise_error=False)
     # Believed, as configured (the warnings say why not to configure it so) ...
     assert response.code == 202, response.body
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     assert attempts[0].host_name == "web3"
     # ... and the trace says who was believed.
     evidence = next(e["evidence"] for e in attempts[0].trace if e["resolver"] == "x_forwarded_for")

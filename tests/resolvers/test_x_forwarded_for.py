@@ -12,6 +12,7 @@ import pytest
 from resolvers.x_forwarded_for import MalformedHeader, forwarded_for_nodes, list_nodes
 from tests.conftest import basic_auth, plugins_config_for
 from tests.realservers import nginx_proxy
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.plugin import CallbackRequest, ConfigError, Settings
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 
@@ -46,7 +47,7 @@ def callback(http_client, port, world, *, interface, headers=None):
 
 
 async def launched_for(services):
-    _, jobs = await services.records.jobs()
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
     return [job.limit for job in jobs]
 
 
@@ -58,7 +59,7 @@ async def test_relayed_callback_matches_the_client_not_the_proxy(
     response = await callback(http_client, proxy_port, world, interface="127.0.0.5")
     assert response.code == 202, response.body
     assert await launched_for(services) == ["web5"]
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     assert attempts[0].peer_address == "127.0.0.1"
     assert attempts[0].client_addresses == ["127.0.0.5"]
     evidence = {e["resolver"]: e["evidence"] for e in attempts[0].trace}
@@ -84,7 +85,7 @@ async def test_headers_from_an_untrusted_peer_change_nothing(http_client, http_p
                               headers={"X-Forwarded-For": "127.0.0.5", "Forwarded": "for=127.0.0.5"})
     assert response.code == 202, response.body
     assert await launched_for(services) == ["web7"]
-    _, attempts = await services.records.attempts(world.template_id)
+    _, attempts = await services.attempts.page(world.template_id)
     evidence = {e["resolver"]: e["evidence"] for e in attempts[0].trace}
     assert evidence["x_forwarded_for"] == [
         "peer 127.0.0.7 is not a trusted proxy: X-Forwarded-For ignored"]

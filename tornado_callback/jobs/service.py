@@ -108,8 +108,10 @@ class JobsService:
         return stmt.where(Job.job_template_id.in_(readable))
 
     async def page(
-        self, principal: Principal, filters: JobFilters, page: int, page_size: int
+        self, principal: Principal, filters: JobFilters | None = None, page: int = 1, page_size: int = 50
     ) -> tuple[int, list[Job]]:
+        """The jobs of the templates ``principal`` may read, newest first."""
+        filters = filters or JobFilters()
         filters.validate()
         stmt = self._visible(select(Job), principal).order_by(Job.id.desc())
         if filters.job_template is not None:
