@@ -2,7 +2,7 @@
 
 A reader should find the architecture in ``ls``; these keep it true: no package
 imports one above it, resolvers import only the plugin API, the store knows
-nothing of Tornado, handlers never touch the store.
+nothing of Tornado, handlers never touch the store, and no import cycles.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 from tests.helpers import REPO
@@ -30,6 +31,18 @@ def test_the_tree_keeps_every_contract():
     done = lint_imports(REPO)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+def test_no_two_modules_import_each_other():
+    """Not even for annotations: a cycle says two modules are one, or one is in the wrong place."""
+    graph = grimp.build_graph("tornado_callback", "resolvers", exclude_type_checking_imports=False)
+    cycles = sorted(
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.find_shortest_chain(importer=imported, imported=module)
+    )
+    assert cycles == []
 
 
 @pytest.fixture

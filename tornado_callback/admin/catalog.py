@@ -94,10 +94,10 @@ class UserHooks(Hooks):
             # Nobody locks themselves (perhaps the last superuser) out by accident.
             raise ValidationError.one("is_superuser", "You cannot remove your own superuser status.")
         if "password" in ctx.changes:
-            obj.password_hash = await ctx.admin.accounts.hash_password(ctx.changes["password"])
+            obj.password_hash = await ctx.accounts.hash_password(ctx.changes["password"])
 
     async def after_flush(self, ctx: WriteContext, obj: User) -> None:
-        ctx.admin.accounts.forget_verified()
+        ctx.accounts.forget_verified()
 
 
 class TokenHooks(Hooks):
@@ -112,7 +112,7 @@ class TokenHooks(Hooks):
 class HostHooks(Hooks):
     async def after_flush(self, ctx: WriteContext, obj: Host) -> None:
         # Matching reads only the index: it must change with the host, in the same transaction.
-        await ctx.admin.inventories.index_writer.write(ctx.session, [obj])
+        await ctx.index_writer.write(ctx.session, [obj])
 
 
 class JobTemplateHooks(Hooks):
@@ -131,7 +131,7 @@ class CredentialHooks(Hooks):
     """Secrets are sealed before they reach the database; ``$encrypted$`` sent back keeps the old value."""
 
     async def before_flush(self, ctx: WriteContext, obj: Credential) -> None:
-        box = ctx.admin.secrets
+        box = ctx.secrets
         asked = False
         for name in CREDENTIAL_SECRETS:
             try:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tornado_callback.accounts.service import Principal, roles_granting
+from tornado_callback.accounts.secrets import SecretsBox
+from tornado_callback.accounts.service import Accounts, Principal, roles_granting
 from tornado_callback.admin.fields import Field, ForeignKey
+from tornado_callback.inventory.index import HostIndexWriter
 from tornado_callback.store.models import Base, RoleAssignment
-
-if TYPE_CHECKING:
-    from tornado_callback.admin.service import AdminService
 
 API = "/api/v2"
 
@@ -139,9 +138,12 @@ class WriteContext:
 
     session: AsyncSession
     principal: Principal
-    admin: AdminService
     creating: bool
     changes: dict[str, Any]
+    # What the hooks work with: passwords and the login cache, the host index, sealed secrets.
+    accounts: Accounts
+    index_writer: HostIndexWriter
+    secrets: SecretsBox
     # Extra fields for this one response (a token's text, shown once).
     shown_once: dict[str, Any] = field(default_factory=dict)
 

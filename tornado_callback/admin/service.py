@@ -364,7 +364,8 @@ class AdminService:
             if errors := check(merged):
                 raise ValidationError(errors)
         await self._check_unique(session, resource, None if creating else obj, merged)
-        ctx = WriteContext(session, principal, self, creating, values)
+        ctx = WriteContext(session, principal, creating, values, self.accounts, self.inventories.index_writer,
+                           self.secrets)
         for attr, value in values.items():
             if not isinstance(resource_field_by_attr(resource, attr), Secret):
                 setattr(obj, attr, value)
