@@ -2,7 +2,7 @@
 
 ``python bench/hello.py --port P``. Same Tornado, same interpreter, same
 machine as the server under test, no access log (the server logs its requests
-at INFO; see the README, "Benchmark").
+at INFO; see bench/NOTES.md).
 """
 
 from __future__ import annotations

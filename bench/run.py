@@ -8,7 +8,7 @@ the callback POST and the admin GET of every N take turns in short rounds, so
 that a change in the machine's speed meets them all alike. Prints one table,
 writes it to bench/results/latest.md, and checks the run: every 202 named a
 job that exists, no (template, host) pair got two jobs, no request failed. A
-run with errors prints them and exits 1. See the README, "Benchmark".
+run with errors prints them and exits 1. See bench/NOTES.md.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def build_size(stack: contextlib.ExitStack, args: argparse.Namespace, hosts: int
 
 def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResult]:
     """Every size's rows. The sizes, like the kinds of request, take turns: a change in
-    the machine's speed during the run meets them all alike (see the README)."""
+    the machine's speed during the run meets them all alike (see bench/NOTES.md)."""
     with contextlib.ExitStack() as stack:
         run = [build_size(stack, args, hosts) for hosts in sizes]
         print("timing the chain", flush=True)

@@ -53,7 +53,7 @@ async def build_world(database_url: str, hosts: int, templates: int) -> World:
     """``templates`` templates on one inventory of ``hosts`` hosts, with consecutive ids.
 
     Each (template, host) pair may have one pending callback job: many templates
-    let a small inventory answer many POSTs with 202 (see the README, "Benchmark").
+    let a small inventory answer many POSTs with 202 (see bench/NOTES.md).
     """
     if hosts > 2**24 - 2:
         raise ValueError("at most 16,777,214 hosts fit in 10.0.0.0/8")

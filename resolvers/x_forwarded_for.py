@@ -160,7 +160,7 @@ class ForwardedForResolver(plugin.HostResolver):
         result = self._forwarded(request)
         # A proxy named by its own address is checked at start (startup_warnings); one
         # believed for being in a range is checked on each callback, which costs two
-        # indexed queries (doubling the chain's time: README, "Benchmark").
+        # indexed queries (doubling the chain's time: bench/NOTES.md).
         peer = plugin.parse_address(request.peer)
         if result is None or peer is None or not any(peer in network for network in self.trusted_ranges):
             return result

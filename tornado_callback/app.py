@@ -31,7 +31,7 @@ log = logging.getLogger("tornado_callback")
 SHUTDOWN_GRACE_SECONDS = 20.0
 # Bytes read from a connection at a time. Tornado allocates a zero-filled
 # buffer of this size for every read (two a request): at its default, 64 KiB,
-# clearing them cost more than parsing the request (README, "Benchmark"). A
+# clearing them cost more than parsing the request (bench/NOTES.md). A
 # callback with its headers fits in 4 KiB; a larger request takes more reads.
 READ_CHUNK_BYTES = 4 * 1024
 
@@ -163,7 +163,7 @@ async def _serve(
     # What starting built (modules, the schema, the plugins, the services) lives
     # until the server stops: leave it out of every garbage collection from now
     # on. Each full collection walked all of it: under GET load collecting took
-    # 7 % of the server's CPU, 2.4 % after (README, "Benchmark"). Collected
+    # 7 % of the server's CPU, 2.4 % after (bench/NOTES.md). Collected
     # first, so that no garbage of the start is kept for good.
     gc.collect()
     gc.freeze()

@@ -53,7 +53,7 @@ EPILOG = """\
 Every command works on the database of --database-url, else of
 TORNADO_CALLBACK_DATABASE_URL, else tornado-callback.db in the working directory;
 it says so when it has to create one. "tornado-callback COMMAND --help" shows a
-command's options; README.md has the rest.
+command's options; docs/cli.md has the rest.
 """
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 

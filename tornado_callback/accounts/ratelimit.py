@@ -16,7 +16,7 @@ count: failures another process is still writing, and the tenth a process lets
 through before it first reads. With P processes on the database, guesses that
 come one after another get at most ``count + P - 1`` a window (a process that
 has not seen another's newest failure lets one more through, then knows); a
-burst at once, a few more (README, "Rate limits"); one process alone never
+burst at once, a few more (docs/configuration.md, "Rate limits"); one process alone never
 more than ``count``, as it counts its own at once.
 """
 
