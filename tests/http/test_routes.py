@@ -1,5 +1,6 @@
 """The route table as a reader and a client rely on it (issue 16): each route names the class
-that serves it, and the OpenAPI document describes exactly the routes."""
+that serves it, the OpenAPI document describes exactly the routes, and a method a route does
+not serve is answered 405 with the methods it does."""
 
 from __future__ import annotations
 
@@ -53,3 +54,17 @@ async def test_the_openapi_document_describes_exactly_the_routes(app, fetch):
     routed = {(endpoint.path, method) for endpoint in declarations(app) for method in endpoint.methods}
     assert documented == routed
 
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_method_a_route_does_not_serve_is_405_with_the_methods_it_does(app, fetch):
+    for endpoint in declarations(app):
+        allow = ", ".join(sorted(endpoint.methods))
+        for method in (*METHODS, "PROPFIND"):
+            if method in endpoint.methods:
+                continue
+            # Without credentials, with a body: the method is refused before either is looked at.
+            response = await fetch(example_path(endpoint), method=method, body=None if method == "HEAD" else "{}",
+                                   allow_nonstandard_methods=True)
+            assert (response.code, response.headers.get("Allow")) == (405, allow), (method, endpoint.path)
+            if method != "HEAD":
+                assert json.loads(response.body) == {"detail": f'Method "{method}" not allowed.'}

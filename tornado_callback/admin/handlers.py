@@ -22,7 +22,7 @@ from tornado_callback.admin.template_actions import (
     LAUNCHED_SCHEMA,
     SURVEY_SPEC_SCHEMA,
 )
-from tornado_callback.http.base import APIError, APIHandler, bad_request
+from tornado_callback.http.base import APIHandler, bad_request
 from tornado_callback.http.routes import ENDPOINTS, ID, Endpoint, Operation
 
 LIST_ARGUMENTS = frozenset({"page", "page_size", "search", "order_by"})
@@ -44,9 +44,6 @@ class AdminHandler(APIHandler):
         return self.services.admin
 
     async def prepare(self) -> None:
-        if self.request.method not in self.endpoint.methods:
-            raise APIError(405, {"detail": f'Method "{self.request.method}" not allowed.'},
-                           {"Allow": ", ".join(sorted(self.endpoint.methods))})
         self.principal = await self.authenticated_user()
 
     def json_body(self) -> Any:

@@ -114,6 +114,8 @@ class APIHandler(tornado.web.RequestHandler):
         self.services = services
         if endpoint is not None:
             self.endpoint = endpoint
+            # Tornado answers any other method 405 before ``prepare``, so before authentication.
+            self.SUPPORTED_METHODS = endpoint.methods  # type: ignore[assignment]
         self._in_flight: RequestsInFlight = self.application.settings[IN_FLIGHT]
         self._number = self._in_flight.started()
 
@@ -148,8 +150,10 @@ class APIHandler(tornado.web.RequestHandler):
             self.set_header(name, value)
         if status_code == 401:
             self.set_header("WWW-Authenticate", REALM)
-        if status_code == 405:
+        if status_code == 405:  # worded alike whether the route or the service refuses it, as AWX does
             body = {"detail": f'Method "{self.request.method}" not allowed.'}
+            if self.endpoint is not None and self.request.method not in self.endpoint.methods:
+                self.set_header("Allow", ", ".join(sorted(self.endpoint.methods)))
         if body is None:
             reason = DEFAULT_DETAILS.get(status_code) or HTTPStatus(status_code).phrase
             body = {"detail": reason}
