@@ -38,7 +38,8 @@
 #
 # User data (cloud-init runs it as root at first boot):
 #   #!/bin/sh
-#   curl -fsS -o /tmp/tcb-callback.sh https://callback.example.com/tcb-callback.sh
+#   # from wherever you keep this script (or bake it into the image)
+#   curl -fsS -o /tmp/tcb-callback.sh https://files.example.com/tcb-callback.sh
 #   sh /tmp/tcb-callback.sh -s https://callback.example.com -t 7 -c 0123abcd
 #
 # POSIX sh, curl, awk, od: nothing else, for fresh minimal images.
