@@ -406,3 +406,29 @@ class AuthFailure(Base):
     subject: Mapped[str] = mapped_column(String(64))
     # Wall-clock seconds (time.time()): every process compares the same clock's readings.
     failed_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class CloudTokenUse(Base):
+    """A GCP identity token accepted once (API.md section 4): its digest, kept until the token
+    expires, when verification refuses it anyway. The primary key makes the second use
+    conflict, in every process and server sharing the database."""
+
+    __tablename__ = "cloud_token_uses"
+
+    # SHA-256 of the token, hex: never the token.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The token's exp, seconds since the epoch: the row is pruned after it.
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class CloudIdentityBinding(Base):
+    """An AWS instance bound, on its first verified callback, to its client's nonce: an AWS
+    document never expires, so a copy of it proves nothing without that nonce."""
+
+    __tablename__ = "cloud_identity_bindings"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # SHA-256 of the nonce, hex: never the nonce.
+    nonce_digest: Mapped[str] = mapped_column(String(64))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
