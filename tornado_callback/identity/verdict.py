@@ -14,6 +14,12 @@ from typing import Literal
 
 Provider = Literal["aws", "gcp"]
 
+# Refusals of proofs that verified, made by the replay checks (identity.replay): the
+# signature is good, but the proof was already spent, or copied from another client.
+REPLAYED = "replayed: this token was already used (a token is accepted once)"
+NONCE_MISMATCH = ("nonce mismatch: this instance is bound to another client nonce "
+                  "(an admin resets the binding when the instance is rebuilt)")
+
 
 class IdentityRefused(Exception):
     """A ``cloud_identity`` that proves nothing; ``reason`` is one short line for people."""
