@@ -6,10 +6,13 @@ Cloud address variables (``private_ip_address``, ...) are ``ip_match``'s job.
 
 Where the instance id comes from:
 
-- ``cloud_identity`` in the body: a signed identity document (API.md section
-  4). Verifying it is ``verify_identity``'s job; until verification is
-  implemented every document is unverifiable, and an unverifiable document
-  is refused *decisively*: address evidence must not overrule a failed proof.
+- ``cloud_identity`` in the body: a signed identity document or token (API.md
+  section 4). The server verifies it before the chain runs, against the trust
+  anchors of this table's options (``plugin.CLOUD_IDENTITY_OPTIONS``), and
+  checks it against replay; this resolver gets the verdict as
+  ``request.cloud_identity``. Either answer is *decisive*: a refused proof
+  is never overruled by address evidence, and a verified instance that no
+  host carries is that instance, not whichever neighbour shares its NAT address.
 - ``instance_id`` in the body: an unsigned claim. Anyone holding the
   template's key could claim any instance and receive that host's
   configuration, so claims are ignored unless ``trust_unsigned_claims = true``
@@ -26,20 +29,6 @@ from tornado_callback import plugin
 NAME = "cloud_metadata"
 DEFAULT_INSTANCE_VARIABLES = ("instance_id", "ec2_instance_id")
 MAX_ID_LENGTH = 256
-
-
-class UnverifiedIdentity(Exception):
-    """A signed identity document that could not be verified; the message says why."""
-
-
-def verify_identity(identity: Any) -> str:
-    """The instance id proven by a ``cloud_identity`` body field.
-
-    The seam for signed identity documents (AWS instance identity documents,
-    GCP identity tokens): verification against configured trust anchors
-    and replay protection come in a later change. Until then nothing verifies.
-    """
-    raise UnverifiedIdentity("signed cloud identity verification is not available on this server")
 
 
 def normalise_instance_id(value: Any) -> str | None:
@@ -68,15 +57,21 @@ class CloudMetadataResolver(plugin.HostResolver):
     async def resolve(
         self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
     ) -> plugin.ResolverResult | None:
-        if "cloud_identity" in request.body:
-            try:
-                instance_id = verify_identity(request.body["cloud_identity"])
-            except UnverifiedIdentity as e:
+        identity = request.cloud_identity
+        if identity is not None:
+            if identity.refusal is not None:
                 return plugin.ResolverResult(
-                    evidence=[f"cloud identity refused: {e}", "no fallback to other evidence"],
+                    evidence=[f"cloud identity refused: {identity.refusal}", "no fallback to other evidence"],
                     decisive=True,
                 )
-            return await self._match(hosts, instance_id, "verified instance id")
+            found = await hosts.find(plugin.INSTANCE_KIND, [identity.instance_id])
+            evidence = [f"signature verified: {identity.description}"]
+            if found:
+                return plugin.ResolverResult(hosts=found, evidence=evidence)
+            return plugin.ResolverResult(
+                evidence=[*evidence, "no host has this instance id", "no fallback to other evidence"],
+                decisive=True,
+            )
         if "instance_id" not in request.body:
             return None
         if not self.trust_unsigned_claims:
@@ -98,7 +93,8 @@ class CloudMetadataResolver(plugin.HostResolver):
 
 @plugin.hookimpl
 def tcb_register_resolvers(settings: plugin.Settings) -> list[plugin.HostResolver]:
-    options = settings.plugins.options(NAME, known={"instance_id_variables", "trust_unsigned_claims"})
+    options = settings.plugins.options(
+        NAME, known={"instance_id_variables", "trust_unsigned_claims", *plugin.CLOUD_IDENTITY_OPTIONS})
     variables = options.get("instance_id_variables", list(DEFAULT_INSTANCE_VARIABLES))
     if not isinstance(variables, list) or not all(isinstance(v, str) and v for v in variables):
         raise plugin.ConfigError(f"resolvers.{NAME}.instance_id_variables must be a list of variable names")

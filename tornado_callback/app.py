@@ -22,6 +22,7 @@ from tornado_callback.http import ping
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
 from tornado_callback.http.routes import Endpoint
+from tornado_callback.identity import handlers as identity
 from tornado_callback.inventory import handlers as inventory
 from tornado_callback.jobs import handlers as jobs
 from tornado_callback.jobs.sandbox import Sandbox, job_sandbox
@@ -38,7 +39,8 @@ READ_CHUNK_BYTES = 4 * 1024
 
 def api_endpoints() -> list[Endpoint]:
     """Every endpoint the application serves: each domain's, declared beside its handlers."""
-    return [*ping.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints, *admin.endpoints]
+    return [*ping.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints, *identity.endpoints,
+            *admin.endpoints]
 
 
 def make_app(services: Services) -> tornado.web.Application:

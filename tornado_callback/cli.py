@@ -23,12 +23,13 @@ from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.demo import demo_banner, seed_demo
 from tornado_callback.errors import NotFound, ServiceError
 from tornado_callback.http.values import INT_MAX, api_datetime, parse_id
+from tornado_callback.identity.service import PROVIDERS
 from tornado_callback.inventory.ansible_inventory import SOURCE_KINDS
 from tornado_callback.inventory.sync import import_source
 from tornado_callback.jobs.playbook_run import RunSetupError, playbook_path
 from tornado_callback.jobs.sandbox import job_sandbox
 from tornado_callback.plugin.manager import discover_resolvers, make_plugin_manager
-from tornado_callback.services import Services
+from tornado_callback.services import Services, base_url
 from tornado_callback.store.database import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -60,14 +61,6 @@ Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
 
 class CommandError(Exception):
     """A command that cannot do what was asked; printed without a traceback."""
-
-
-def base_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
-    if ":" in host:
-        host = f"[{host}]"
-    scheme = "https" if settings.certfile else "http"
-    return f"{scheme}://{host}:{settings.port}"
 
 
 def callback_url(settings: Settings, template_id: int) -> str:
@@ -296,6 +289,15 @@ async def cmd_explain(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_identity_reset(services: Services, args: argparse.Namespace) -> int:
+    try:
+        await services.identities.reset(LOCAL_ADMIN, args.provider, args.instance_id)
+    except NotFound:
+        raise CommandError(f"{args.provider} instance {args.instance_id} is bound to no nonce") from None
+    print(f"{args.provider} instance {args.instance_id}: binding reset; its next verified callback binds it again")
+    return 0
+
+
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         sandbox = job_sandbox(settings) if settings.workers else None
@@ -441,6 +443,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, help="evaluate as if the callback came from this IP")
     p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="a request header, e.g. 'X-Forwarded-For: 10.0.0.5' (repeatable)")
+
+    identity = commands.add_parser("identity", help="signed cloud identities").add_subparsers(
+        dest="identity_command", required=True, metavar="ACTION")
+    p = command(identity, "reset", cmd_identity_reset,
+                "forget the client nonce an instance is bound to (after it was rebuilt)")
+    p.add_argument("provider", choices=PROVIDERS)
+    p.add_argument("instance_id")
 
     plugins = commands.add_parser("plugins", help="resolver plugins").add_subparsers(
         dest="plugins_command", required=True, metavar="ACTION")

@@ -20,6 +20,8 @@ from tornado_callback.admin.template_actions import TemplateActions
 from tornado_callback.callback.audit import CallbackAttempts
 from tornado_callback.callback.service import CallbackService
 from tornado_callback.config import Settings
+from tornado_callback.identity import load_anchors
+from tornado_callback.identity.service import CloudIdentities
 from tornado_callback.inventory.index_refresh import IndexRefresher
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.inventory.sync import InventorySync
@@ -30,6 +32,18 @@ from tornado_callback.jobs.service import JobsService
 from tornado_callback.plugin.chain import ResolverChain
 from tornado_callback.plugin.manager import build_chain, make_plugin_manager
 from tornado_callback.store.database import Database
+
+# The resolver whose plugins.toml table also configures the trust anchors of signed cloud identities.
+CLOUD_IDENTITY_TABLE = "cloud_metadata"
+
+
+def base_url(settings: Settings) -> str:
+    """The server's own URL as ``serve`` prints it."""
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.certfile else "http"
+    return f"{scheme}://{host}:{settings.port}"
 
 
 @dataclass
@@ -51,6 +65,7 @@ class Services:
     jobs: JobsService
     admin: AdminService
     template_actions: TemplateActions
+    identities: CloudIdentities
 
     @classmethod
     async def start(
@@ -71,6 +86,9 @@ class Services:
         """
         pm = plugin_manager or make_plugin_manager()
         chain = build_chain(pm, settings)
+        # Read before anything opens: an unreadable certificate stops the server at start.
+        anchors = load_anchors(settings.plugins.options(CLOUD_IDENTITY_TABLE),
+                               default_audience=f"{base_url(settings)}/")
         db = Database(settings.database_url)
         try:
             if upgrade:
@@ -86,6 +104,7 @@ class Services:
         launcher = LaunchService(secrets)
         admin = AdminService(db, accounts, inventories, secrets, RESOURCES)
         inventory_sync = InventorySync(db, inventories, settings)
+        identities = CloudIdentities(db, anchors)
         return cls(
             settings=settings,
             db=db,
@@ -95,7 +114,7 @@ class Services:
             inventories=inventories,
             launcher=launcher,
             callbacks=CallbackService(
-                db, chain, inventories, launcher, accounts, limiter, inventory_sync
+                db, chain, inventories, launcher, accounts, limiter, inventory_sync, identities
             ),
             attempts=CallbackAttempts(db),
             refresher=inventories.refresher,
@@ -104,6 +123,7 @@ class Services:
             jobs=JobsService(db, accounts),
             admin=admin,
             template_actions=TemplateActions(admin, launcher),
+            identities=identities,
         )
 
     def start_workers(self, sandbox: Sandbox | None) -> WorkerPool:

@@ -1,5 +1,6 @@
 """cloud_metadata: instance ids carried by cloud inventories; unsigned claims and
-unverifiable identity documents are never trusted blindly."""
+unverifiable identity documents are never trusted blindly (tests/identity/test_callback_identity.py
+has the verified ones)."""
 
 from __future__ import annotations
 
@@ -69,17 +70,20 @@ class TestTrustedClaims:
 
 
 @pytest.mark.gen_test
-async def test_an_unverifiable_identity_document_is_refused_without_fallback(fetch, seed, services):
+async def test_an_identity_document_is_refused_without_fallback_where_no_certificate_is_configured(
+        fetch, seed, services):
     world = await seed(HOSTS)
     response = await post(fetch, world, cloud_identity={
-        "provider": "aws", "document": '{"instanceId": "i-0abc"}', "signature": "AAAA"})
-    assert response.code == 400
-    assert json.loads(response.body) == {"msg": "No matching host could be found!"}
+        "provider": "aws", "document": '{"instanceId": "i-0abc"}', "signature": "AAAA",
+        "nonce": "a-nonce-of-enough-length-0001"})
+    reason = "provider not configured: this server has no AWS certificates (aws_certificates)"
+    assert response.code == 403
+    assert json.loads(response.body) == {"msg": f"Cloud identity refused: {reason}."}
     jobs, trace = await outcome(services, world)
     assert jobs == []
     # The address would have matched "here": it must not overrule a failed proof.
-    assert list(trace) == ["cloud_metadata"]
-    assert trace["cloud_metadata"][1][0].startswith("cloud identity refused")
+    assert trace == {"cloud_metadata": ("no_match", [
+        f"cloud identity refused: {reason}", "no fallback to other evidence"])}
 
 
 @pytest.mark.parametrize("options, message", [

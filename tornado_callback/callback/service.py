@@ -2,8 +2,9 @@
 
 Order of checks (API.md section 1): unknown template 404, rate limit 429 (too
 many wrong keys from the client or for the template: ratelimit.py), body
-400/413/415, key 403, no inventory 400, matching 400, launch checks 400, then
-202. Every POST leaves one audit record, whatever its answer.
+400/413/415, key 403, no inventory 400, cloud identity 403 (section 4: judged
+before matching, refused whatever the resolvers find), matching 400, launch
+checks 400, then 202. Every POST leaves one audit record, whatever its answer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,6 +27,7 @@ from tornado_callback.errors import (
     ServiceError,
 )
 from tornado_callback.http.values import parse_id
+from tornado_callback.identity.service import CloudIdentities
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.inventory.sync import InventorySync
 from tornado_callback.jobs.launch import (
@@ -45,6 +47,9 @@ from tornado_callback.store.models import JobTemplate
 from tornado_callback.store.read_cache import ReadCache
 
 KEY_FIELD = "host_config_key"
+IDENTITY_FIELD = "cloud_identity"
+# Never handed to resolvers: the key, and the proof whose verdict they get instead.
+PRIVATE_FIELDS = frozenset({KEY_FIELD, IDENTITY_FIELD})
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -75,6 +80,7 @@ class CallbackService:
         accounts: Accounts,
         limiter: FailureLimiter,
         inventory_sync: InventorySync,
+        identities: CloudIdentities,
     ) -> None:
         self.db = db
         self.chain = chain
@@ -83,6 +89,7 @@ class CallbackService:
         self.accounts = accounts
         self.limiter = limiter
         self.inventory_sync = inventory_sync
+        self.identities = identities
         self._templates: ReadCache[JobTemplate] = ReadCache(db, {"job_templates", "inventories"})
 
     async def _template(self, template_ref: str) -> JobTemplate:
@@ -128,7 +135,7 @@ class CallbackService:
         request = CallbackRequest(
             peer=peer,
             headers=headers,
-            body={k: v for k, v in body.fields.items() if k != KEY_FIELD},
+            body={k: v for k, v in body.fields.items() if k not in PRIVATE_FIELDS},
         )
         # Wrong keys count against the client (behind a trusted proxy: the one it
         # names, not the proxy) and against the template, whatever the address.
@@ -145,19 +152,29 @@ class CallbackService:
                 raise PermissionDenied()
         if template.inventory_id is None:
             raise CallbackRefused(MSG_NO_INVENTORY)
+        refusal = None
+        if IDENTITY_FIELD in body.fields:
+            # Judged once, after the key: only a caller with the key may spend a proof.
+            identity = await self.identities.judge(body.fields[IDENTITY_FIELD])
+            request = replace(request, cloud_identity=identity)
+            refusal = identity.refusal
 
         resolution = await self.resolve(template, request)
         # Update on launch (AWX's rule): not exactly one host, so sync the due
-        # sources and match again. A GET (explain) never gets here.
-        if resolution.outcome != "matched" and await self.inventory_sync.refresh_for_callback(
-            template.inventory_id
-        ):
+        # sources and match again. Not for a refused identity, which no sync can
+        # make acceptable. A GET (explain) never gets here.
+        if (resolution.outcome != "matched" and refusal is None
+                and await self.inventory_sync.refresh_for_callback(template.inventory_id)):
             resolution = await self.resolve(template, request)
         attempt.update(
             client_addresses=list(resolution.client_addresses),
             trace=resolution.trace_dicts(),
             resolved_by=resolution.resolved_by,
         )
+        if refusal is not None:
+            # Decisive whatever the chain found (cloud_metadata stops it, but it may be
+            # disabled, or outranked): a failed proof is never overruled by an address.
+            raise ServiceError({"msg": f"Cloud identity refused: {refusal}."}, status=403)
         if resolution.outcome == "ambiguous":
             raise CallbackRefused(MSG_MULTIPLE)
         host = resolution.host

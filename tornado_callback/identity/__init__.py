@@ -9,8 +9,8 @@ caller's fields), ``aws`` and ``pkcs7`` (AWS's two signature forms), ``gcp``,
 ``verify`` (the entry), ``config`` (the plugins.toml options, the anchors).
 """
 
-from tornado_callback.identity.config import OPTIONS, load_anchors
+from tornado_callback.identity.config import load_anchors
 from tornado_callback.identity.verdict import IdentityRefused, VerifiedIdentity
 from tornado_callback.identity.verify import TrustAnchors, verify
 
-__all__ = ["OPTIONS", "IdentityRefused", "TrustAnchors", "VerifiedIdentity", "load_anchors", "verify"]
+__all__ = ["IdentityRefused", "TrustAnchors", "VerifiedIdentity", "load_anchors", "verify"]

@@ -8,6 +8,7 @@
     allowed_projects = ["my-project"]
     max_token_age = 300                      # seconds since the token's iat
 
+The names are ``plugin.CLOUD_IDENTITY_OPTIONS``: the resolver accepts them beside its own.
 A file that is missing, unreadable or holds no usable key is a ConfigError
 naming the option and the file, so the server stops at start rather than
 refusing every host later. A provider left without anchors is not an
@@ -31,11 +32,6 @@ from tornado_callback.identity.gcp import DEFAULT_MAX_TOKEN_AGE, GcpAnchors
 from tornado_callback.identity.verify import TrustAnchors
 
 TABLE = "resolvers.cloud_metadata"
-# The table's options read here; the resolver adds its own (priority, instance_id_variables, ...).
-OPTIONS = frozenset({
-    "aws_certificates", "allowed_accounts", "max_age_since_launch",
-    "gcp_jwks", "gcp_audience", "allowed_projects", "max_token_age",
-})
 AWS_SCOPE = ("allowed_accounts", "max_age_since_launch")
 GCP_SCOPE = ("gcp_audience", "allowed_projects", "max_token_age")
 ACCOUNT_DIGITS = 12

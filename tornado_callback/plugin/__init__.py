@@ -22,10 +22,12 @@ from tornado_callback.plugin.dns import DNSFailure, DNSLookup, DNSSettings, dns_
 from tornado_callback.plugin.markers import PROJECT_NAME, hookimpl
 from tornado_callback.plugin.resolver import (
     ADDRESS_KIND,
+    CLOUD_IDENTITY_OPTIONS,
     INSTANCE_KIND,
     NAME_KIND,
     RESOLVED_ADDRESS_KIND,
     CallbackRequest,
+    CloudIdentity,
     HostIndex,
     HostLookup,
     HostRef,
@@ -40,11 +42,13 @@ from tornado_callback.plugin.resolver import (
 __all__ = [
     "EFFECTIVE_HOST_VARIABLES",
     "ADDRESS_KIND",
+    "CLOUD_IDENTITY_OPTIONS",
     "INSTANCE_KIND",
     "NAME_KIND",
     "RESOLVED_ADDRESS_KIND",
     "PROJECT_NAME",
     "CallbackRequest",
+    "CloudIdentity",
     "ConfigError",
     "DNSFailure",
     "DNSLookup",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 Outcome = Literal["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]
@@ -21,6 +22,14 @@ ADDRESS_KIND = "address"  # ip_match: addresses the inventory gives a host
 RESOLVED_ADDRESS_KIND = "resolved_address"  # forward_dns: what a host's name resolves to
 NAME_KIND = "name"  # reverse_dns: a host's effective name
 INSTANCE_KIND = "instance_id"  # cloud_metadata: instance ids from the host's variables
+
+# Options of the ``[resolvers.cloud_metadata]`` table that the server itself reads: it
+# verifies a signed cloud identity before the chain runs (tornado_callback.identity.config)
+# and hands resolvers the verdict (``CallbackRequest.cloud_identity``).
+CLOUD_IDENTITY_OPTIONS = frozenset({
+    "aws_certificates", "allowed_accounts", "max_age_since_launch",
+    "gcp_jwks", "gcp_audience", "allowed_projects", "max_token_age",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +67,42 @@ class HostIndex(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CloudIdentity:
+    """The signed cloud identity a caller sent (API.md section 4), as the server judged it
+    before any resolver ran: verified against the configured trust anchors and not replayed,
+    or refused. Never the document, signature, token or nonce themselves.
+
+    ``provider``: ``aws`` or ``gcp`` (empty when the caller named none this server knows).
+    ``instance_id``, ``facts``, ``description``: what the cloud's signature proves (facts as
+    host variables: ``instance_id``, ``account_id`` or ``project_id``, ``region``, ...), empty
+    when refused. ``refusal``: why it proves nothing; None when verified. A refused identity
+    is decisive: the server answers 403 whatever the resolvers find.
+    """
+
+    provider: str
+    instance_id: str = ""
+    facts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    refusal: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every plugin sees the same object: none may change what another reads.
+        object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
+
+    @property
+    def verified(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackRequest:
-    """What a resolver may know about the caller. The host_config_key is never in it."""
+    """What a resolver may know about the caller. The host_config_key is never in it, nor the
+    raw ``cloud_identity`` field: ``cloud_identity`` is the server's verdict on it."""
 
     peer: str
     headers: tuple[tuple[str, str], ...] = ()
     body: Mapping[str, Any] = field(default_factory=dict)
+    cloud_identity: CloudIdentity | None = None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case), one per header line, in order."""
