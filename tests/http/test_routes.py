@@ -5,6 +5,7 @@ not serve is answered 405 with the methods it does."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import tornado.web
@@ -25,7 +26,7 @@ def declarations(app: tornado.web.Application) -> list[Endpoint]:
 
 
 def example_path(endpoint: Endpoint) -> str:
-    return endpoint.path.replace("{id}", "1")
+    return re.sub(r"\{[^}]+\}", "1", endpoint.path)
 
 
 def test_every_route_names_the_class_that_serves_the_methods_it_declares(app):

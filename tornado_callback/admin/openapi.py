@@ -6,6 +6,7 @@ come from the fields; paths, parameters and answers from the endpoints.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -15,7 +16,7 @@ from tornado_callback.admin.catalog import RESOURCES
 from tornado_callback.admin.fields import Variables
 from tornado_callback.admin.resource import Resource
 from tornado_callback.admin.service import timestamps
-from tornado_callback.http.routes import ID, PAGE_PARAMETERS, Endpoint, Operation, search_parameter
+from tornado_callback.http.routes import ID, PAGE_PARAMETERS, STRING, Endpoint, Operation, search_parameter
 
 ERROR = {"description": "An error: {\"detail\": ...} or {\"field\": [messages]}",
          "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -83,9 +84,9 @@ def paged(item: dict[str, Any]) -> dict[str, Any]:
 
 def operation(endpoint: Endpoint, op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}:{endpoint.path}"}
-    parameters = []
-    if "{id}" in endpoint.path:
-        parameters.append({"name": "id", "in": "path", "required": True, "schema": ID})
+    # Every {name} of the path; an id is a row's, any other (a provider's name) a string.
+    parameters = [{"name": name, "in": "path", "required": True, "schema": ID if name == "id" else STRING}
+                  for name in re.findall(r"\{([^}]+)\}", endpoint.path)]
     if op.list_of:
         parameters += list_parameters(RESOURCES[op.list_of])
     elif op.paged:
