@@ -59,7 +59,7 @@ class CloudMetadataResolver(plugin.HostResolver):
     ) -> plugin.ResolverResult | None:
         identity = request.cloud_identity
         if identity is not None:
-            if identity.refusal is not None:
+            if not identity.verified:
                 return plugin.ResolverResult(
                     evidence=[f"cloud identity refused: {identity.refusal}", "no fallback to other evidence"],
                     decisive=True,

@@ -16,6 +16,7 @@ from tests.conftest import basic_auth, plugins_config_for
 from tests.helpers import free_port, run_cli
 from tests.identity.cloud import ACCOUNT, AUDIENCE, PROJECT, AwsSigner, GcpSigner
 from tests.inventory_scripts import InventoryScript
+from tornado_callback import plugin
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.identity.verdict import NONCE_MISMATCH, REPLAYED
 
@@ -255,6 +256,51 @@ class TestProviderWithoutAnchors:
             403, {"msg": f"Cloud identity refused: {reason}."})
         assert steps(await last_attempt(services, world)) == [
             ("cloud_metadata", "no_match", [f"cloud identity refused: {reason}", NO_FALLBACK])]
+
+
+class Witness(plugin.HostResolver):
+    """A third-party resolver ranked above cloud_metadata: tells what it was shown, and
+    claims web-a whatever the caller proves."""
+
+    name, priority = "witness", 900
+
+    async def resolve(self, request, state, hosts):
+        seen = request.cloud_identity
+        return plugin.ResolverResult(hosts=await hosts.find(plugin.INSTANCE_KIND, [AWS_A]), evidence=[
+            f"body {sorted(request.body)}",
+            f"{seen.provider} {seen.instance_id!r} verified={seen.verified} refusal={seen.refusal!r}",
+            f"facts {dict(seen.facts)}"])
+
+
+class ThirdParty:
+    @plugin.hookimpl
+    def tcb_register_resolvers(self, settings):
+        return [Witness()]
+
+
+class TestThirdPartyResolvers:
+    @pytest.fixture
+    def test_plugins(self):
+        return [ThirdParty()]
+
+    async def test_they_see_the_verdict_never_the_proof(self, fetch, seed, services, gcp):
+        world = await seed(HOSTS)
+        code, body = await answer(fetch, world, gcp.identity(gcp.token(instance_id=GCE)))
+        assert code == 202, body
+        facts = {"instance_id": GCE, "project_id": PROJECT, "region": "europe-west1",
+                 "availability_zone": "europe-west1-b", "instance_name": "web-1"}
+        assert steps(await last_attempt(services, world)) == [("witness", "matched", [
+            "body []", f"gcp {GCE!r} verified=True refusal=None", f"facts {facts}"])]
+
+    async def test_a_refusal_is_decisive_whatever_they_match(self, fetch, seed, services, aws, aws_elsewhere, gcp):
+        world = await seed(HOSTS)
+        code, body = await answer(fetch, world, _tampered(aws, aws_elsewhere, gcp))
+        reason = REFUSALS["tampered document"][1]
+        assert (code, body) == (403, {"msg": f"Cloud identity refused: {reason}."})
+        record = await last_attempt(services, world)
+        assert (record.msg, record.job_id, record.trace[0]["evidence"][1]) == (
+            body["msg"], None, f"aws '' verified=False refusal={reason!r}")
+        assert await job_limits(services) == []
 
 
 @pytest.mark.parametrize("content, problem", [
