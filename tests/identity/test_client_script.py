@@ -4,6 +4,7 @@ made once and kept root-only, and it retries as AWX's script does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import plugins_config_for
 from tests.helpers import REPO, free_port
 from tests.identity.cloud import AUDIENCE
 from tests.identity.emulator import (
@@ -27,6 +29,7 @@ from tests.identity.emulator import (
     LoopbackServer,
     Request,
 )
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.identity import TrustAnchors, verify
 from tornado_callback.identity.gcp import GcpAnchors
 
@@ -70,23 +73,29 @@ def nonce_file(tmp_path: Path) -> Path:
     return tmp_path / "state" / "nonce"
 
 
+def invocation(shell: str, nonce_file: Path, server: str, *args: str, template_id: str = TEMPLATE_ID,
+               aws: str = NOWHERE, gcp: str = NOWHERE, **env: str) -> tuple[list[str], dict[str, str]]:
+    """The script's command line and environment, against the server at URL ``server``. The
+    metadata services are nowhere unless given, so nothing ever leaves loopback (the defaults
+    are the real clouds' addresses)."""
+    environment = {
+        "PATH": os.environ["PATH"],
+        "TCB_AWS_METADATA_URL": aws,
+        "TCB_GCP_METADATA_URL": gcp,
+        "TCB_NONCE_FILE": str(nonce_file),
+        "TCB_RETRY_DELAY": "0",
+        **env,
+    }
+    return [shell, str(SCRIPT), "-s", server, "-t", template_id, "-c", KEY, *args], environment
+
+
 @pytest.fixture
 def run(shell: str, nonce_file: Path):
-    """Runs the script against the server at URL ``server``; the metadata services are nowhere unless given, so
-    nothing ever leaves loopback (the defaults are the real clouds' addresses)."""
+    """Runs the script (see ``invocation``) and waits for it."""
 
-    def call(server: str, *args: str, aws: str = NOWHERE, gcp: str = NOWHERE,
-             **env: str) -> subprocess.CompletedProcess[str]:
-        environment = {
-            "PATH": os.environ["PATH"],
-            "TCB_AWS_METADATA_URL": aws,
-            "TCB_GCP_METADATA_URL": gcp,
-            "TCB_NONCE_FILE": str(nonce_file),
-            "TCB_RETRY_DELAY": "0",
-            **env,
-        }
-        return subprocess.run([shell, str(SCRIPT), "-s", server, "-t", TEMPLATE_ID, "-c", KEY, *args],
-                              env=environment, capture_output=True, text=True, timeout=60)
+    def call(server: str, *args: str, **options: str) -> subprocess.CompletedProcess[str]:
+        argv, environment = invocation(shell, nonce_file, server, *args, **options)
+        return subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=60)
 
     return call
 
@@ -231,3 +240,38 @@ def test_the_emulator_refuses_what_the_real_services_refuse(aws, gcp):
         assert status(imds.url + AWS_IDENTITY_PATH + "document") == 401
         assert status(imds.url + "/latest/api/token", "PUT") == 400
         assert status(f"{metadata.url}{GCP_IDENTITY_PATH}?audience=x&format=full") == 403
+
+
+@pytest.fixture
+def plugins_config(tmp_path, aws):
+    """The real server's: it trusts the emulator's AWS certificate."""
+    certificate = tmp_path / "aws.pem"
+    certificate.write_bytes(aws.pem)
+    return plugins_config_for(cloud_metadata={"aws_certificates": [str(certificate)]})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_two_hosts_behind_one_address_each_get_their_own_job(base_url, seed, services, aws, tmp_path):
+    """Against the real server: both instances call from 127.0.0.1, their NAT address."""
+    world = await seed({"web-a": {"instance_id": "i-0aaaaaaaaaaaaaaa1", "ansible_host": "127.0.0.1"},
+                        "web-b": {"ec2_instance_id": "i-0bbbbbbbbbbbbbbb2", "ansible_host": "127.0.0.1"}}, key=KEY)
+    template_id = str(world.template_id)
+    with AwsMetadata(aws, "i-0aaaaaaaaaaaaaaa1") as imds_a, AwsMetadata(aws, "i-0bbbbbbbbbbbbbbb2") as imds_b:
+        # The address alone matches both: without its identity a host is refused (and retried).
+        outputs = [await _script(tmp_path / "none", base_url, template_id=template_id, TCB_ATTEMPTS="1")]
+        for name, imds in (("a", imds_a), ("b", imds_b)):
+            outputs.append(await _script(tmp_path / name, base_url, template_id=template_id, aws=imds.url))
+    assert [code for code, _ in outputs] == [1, 0, 0], outputs
+    assert "Multiple hosts matched the request!" in outputs[0][1]
+    _, jobs = await services.jobs.page(LOCAL_ADMIN)
+    assert sorted(job.limit for job in jobs) == ["web-a", "web-b"]
+
+
+async def _script(state: Path, server: str, **options: str) -> tuple[int, str]:
+    """The script run by sh without blocking the event loop the server answers on."""
+    argv, environment = invocation("sh", state / "nonce", server, **options)
+    process = await asyncio.create_subprocess_exec(*argv, env=environment, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
