@@ -60,7 +60,7 @@ class ForwardDNSResolver(plugin.HostResolver):
     async def resolve(
         self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
     ) -> plugin.ResolverResult | None:
-        addresses = [a for a in map(plugin.normalise_address, state.client_addresses) if a]
+        addresses = state.addresses()
         if not addresses:
             return None
         found = await hosts.find(plugin.RESOLVED_ADDRESS_KIND, addresses)

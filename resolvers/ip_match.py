@@ -36,7 +36,7 @@ class IPMatchResolver(plugin.HostResolver):
     async def resolve(
         self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
     ) -> plugin.ResolverResult:
-        addresses = [a for a in map(plugin.normalise_address, state.client_addresses) if a]
+        addresses = state.addresses()
         found = await hosts.find(plugin.ADDRESS_KIND, addresses) if addresses else []
         evidence = [f"client address {a}" for a in addresses]
         if not found:

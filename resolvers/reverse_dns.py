@@ -43,7 +43,7 @@ class ReverseDNSResolver(plugin.HostResolver):
     async def resolve(
         self, request: plugin.CallbackRequest, state: plugin.ResolutionState, hosts: plugin.HostLookup
     ) -> plugin.ResolverResult | None:
-        addresses = [a for a in map(plugin.normalise_address, state.client_addresses) if a]
+        addresses = state.addresses()
         if not addresses:
             return None
         evidence: list[str] = []

@@ -71,8 +71,23 @@ class SuperuserOnly:
         return principal.is_superuser
 
 
+class SeenInPart:
+    """Everyone may list; superusers see every object, others those ``narrowed`` leaves them."""
+
+    def lists(self, principal: Principal) -> bool:
+        return True
+
+    def visible(self, stmt: Select[Any], principal: Principal) -> Select[Any]:
+        if principal.is_superuser:
+            return stmt
+        return self.narrowed(stmt, stmt.column_descriptions[0]["entity"], principal)
+
+    def narrowed(self, stmt: Select[Any], model: Any, principal: Principal) -> Select[Any]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class RoleScoped:
+class RoleScoped(SeenInPart):
     """Access by the roles held on an owning object: the object itself (``owner=id``)
     or its inventory (``owner=inventory_id``). ``read_role`` lets only admins see
     sensitive records (the callback audit trail)."""
@@ -82,13 +97,7 @@ class RoleScoped:
     read_role: str = "read"
     change_role: str = "admin"
 
-    def lists(self, principal: Principal) -> bool:
-        return True
-
-    def visible(self, stmt: Select[Any], principal: Principal) -> Select[Any]:
-        if principal.is_superuser:
-            return stmt
-        model = stmt.column_descriptions[0]["entity"]
+    def narrowed(self, stmt: Select[Any], model: Any, principal: Principal) -> Select[Any]:
         held = select(RoleAssignment.resource_id).where(
             RoleAssignment.user_id == principal.id,
             RoleAssignment.resource_type == self.resource_type,
@@ -113,16 +122,10 @@ class RoleScoped:
 
 
 @dataclass(frozen=True)
-class OwnedByUser:
+class OwnedByUser(SeenInPart):
     """Objects that belong to one user (tokens): theirs alone, and superusers'."""
 
-    def lists(self, principal: Principal) -> bool:
-        return True
-
-    def visible(self, stmt: Select[Any], principal: Principal) -> Select[Any]:
-        if principal.is_superuser:
-            return stmt
-        model = stmt.column_descriptions[0]["entity"]
+    def narrowed(self, stmt: Select[Any], model: Any, principal: Principal) -> Select[Any]:
         return stmt.where(model.user_id == principal.id)
 
     async def allowed(self, session: AsyncSession, principal: Principal, obj: Any, action: str) -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
+from tornado_callback.plugin.addresses import normalise_address
+
 Outcome = Literal["matched", "ambiguous", "no_match", "skipped", "error", "timeout"]
 IndexKey = tuple[str, str]
 
@@ -116,6 +118,10 @@ class ResolutionState:
 
     client_addresses: tuple[str, ...]
     names: tuple[str, ...] = ()
+
+    def addresses(self) -> list[str]:
+        """``client_addresses`` as canonical text (``normalise_address``); what is no address is left out."""
+        return [a for a in map(normalise_address, self.client_addresses) if a]
 
 
 @dataclass(frozen=True, slots=True)
