@@ -4,15 +4,19 @@
 --          FIRST + (k div N) mod T, so every (template, host) pair is new until
 --          N*T requests: each is a 202 creating one job. Later ones are the
 --          expected 400 "Host callback job already pending.", counted apart.
+--   verified: the same callback POSTs, but each body carries the host's signed
+--          AWS identity (line host + 1 of BENCH_BODIES, bench/world.py
+--          sign_identities) and no X-Forwarded-For: every host calls from
+--          127.0.0.1, as behind NAT, and only the identity tells them apart.
 --   get:   the admin GET (Bearer token) of template FIRST, for a random host.
 -- Each host is 10.a.b.c from index + 1 (bench/world.py host_address), named by
 -- X-Forwarded-For; wrk's peer 127.0.0.1 is the trusted proxy (bench/plugins.toml).
 -- done() prints one "BENCH key value" line per figure; bench/run.py parses them,
 -- and writes the latency histogram to BENCH_LATENCY ("microseconds count" lines),
 -- so that bench/run.py can take percentiles over the rounds of a row together.
--- A POST run starts at request BENCH_OFFSET (the next_offset the previous round
--- of the row printed), so that every round calls back as new (template, host)
--- pairs. One wrk thread (-t1): threads would each count from the same offset.
+-- A POST run (post or verified) starts at request BENCH_OFFSET (the next_offset
+-- the previous POST round printed), so that every round calls back as new
+-- (template, host) pairs. One wrk thread (-t1): threads would each count from the same offset.
 
 local mode = os.getenv("BENCH_MODE")
 local hosts = tonumber(os.getenv("BENCH_HOSTS") or "1")
@@ -40,15 +44,25 @@ local function address(index)
 end
 
 local post_body = '{"host_config_key": "' .. key .. '"}'
+local bodies = {}
+if mode == "verified" then
+   for line in io.lines(os.getenv("BENCH_BODIES")) do
+      if #bodies == hosts then break end
+      bodies[#bodies + 1] = line
+   end
+end
 
 function request()
    local host, path
    local headers = {}
-   if mode == "post" then
+   if mode == "post" or mode == "verified" then
       host = k % hosts
       path = string.format("/api/v2/job_templates/%d/callback/", first + math.floor(k / hosts) % templates)
       k = k + 1
       headers["Content-Type"] = "application/json"
+      if mode == "verified" then
+         return wrk.format("POST", path, headers, bodies[host + 1])
+      end
       headers["X-Forwarded-For"] = address(host)
       return wrk.format("POST", path, headers, post_body)
    end

@@ -4,11 +4,13 @@ Builds a fresh SQLite database for each inventory size N, times the resolver
 chain alone (bench/chain.py), then starts the real server for each N (``serve
 --no-worker``, one process each) and the bare Tornado app (bench/hello.py,
 the ceiling) and drives them with wrk over loopback (bench/load.lua): hello,
-the callback POST and the admin GET of every N take turns in short rounds, so
-that a change in the machine's speed meets them all alike. Prints one table,
+the callback POST matched by address, the callback POST matched by a verified
+AWS identity and the admin GET of every N take turns in short rounds, so that
+a change in the machine's speed meets them all alike. Prints one table,
 writes it to bench/results/latest.md, and checks the run: every 202 named a
-job that exists, no (template, host) pair got two jobs, no request failed. A
-run with errors prints them and exits 1. See bench/NOTES.md.
+job that exists, no (template, host) pair got two jobs, every verified 202's
+job is the host whose identity it sent, no request failed. A run with errors
+prints them and exits 1. See bench/NOTES.md.
 """
 
 from __future__ import annotations
@@ -33,15 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain import ChainTimes, time_chains
-from world import HOST_KEY, PLUGINS, World, build_world
+from world import HOST_KEY, Identities, World, build_world, instance_id, sign_identities
 
 BENCH = Path(__file__).resolve().parent
 LOAD_SCRIPT = BENCH / "load.lua"
 # More POSTs per second than a run could reach: the templates created give at
-# least duration * this many distinct (template, host) pairs. Well above the
-# hello's rate on a fast machine (8,700 req/s seen here), which no callback reaches.
+# least duration * this many distinct (template, host) pairs per POST row. Well above
+# the hello's rate on a fast machine (8,700 req/s seen here), which no callback reaches.
 MAX_POST_RATE = 20000
-KINDS = ("hello", "post", "get")
+KINDS = ("hello", "post", "verified", "get")
+# The two POST rows draw their (template, host) pairs from one sequence (load.lua's k),
+# so that neither finds the other's pairs already pending.
+POST_KINDS = ("post", "verified")
+NAMES = {"hello": "hello (ceiling)", "post": "callback POST", "verified": "callback POST, verified AWS identity",
+         "get": "callback GET"}
+# The verified cost target (issue 17): a verified callback costs at most this many address-matched ones.
+MAX_VERIFIED_COST = 2.0
 
 
 @dataclass
@@ -98,9 +107,9 @@ class LoadResult:
         if self.figures["n_other"]:
             found.append(f"{self.figures['n_other']} unexpected answers "
                          f"(last: {self.other_status} {self.other_body})")
-        expected = "n202" if self.kind == "post" else "n200"
-        unexpected = {"n200", "n202", "n400_pending"} - {expected} - (
-            {"n400_pending"} if self.kind == "post" else set())
+        posting = self.kind in POST_KINDS
+        expected = "n202" if posting else "n200"
+        unexpected = {"n200", "n202", "n400_pending"} - {expected} - ({"n400_pending"} if posting else set())
         found += [f"{self.figures[name]} unexpected {name[1:]}" for name in sorted(unexpected)
                   if self.figures[name]]
         return [f"{self.kind} at {self.hosts} hosts: {e}" for e in found]
@@ -175,6 +184,7 @@ class Round:
     seconds: int
     workdir: Path
     number: int
+    bodies: Path  # the verified row's bodies (world.sign_identities)
     post_offset: int = 0
 
     def file(self, name: str, kind: str) -> Path:
@@ -190,8 +200,8 @@ def run_wrk(wrk: str, args: argparse.Namespace, load: LoadResult, url: str, worl
            "BENCH_FIRST_TEMPLATE": str(world.first_template_id),
            "BENCH_TEMPLATES": str(world.templates), "BENCH_KEY": HOST_KEY,
            "BENCH_TOKEN": world.token, "BENCH_OFFSET": str(round_.post_offset),
-           "BENCH_LATENCY": str(latency_file)}
-    if kind == "post":
+           "BENCH_LATENCY": str(latency_file), "BENCH_BODIES": str(round_.bodies)}
+    if kind in POST_KINDS:
         env["BENCH_JOB_IDS"] = str(round_.file("job-ids", kind))
     command = [wrk, "-t1", f"-c{args.connections}", f"-d{round_.seconds}s", "--timeout", "5s",
                "-s", str(LOAD_SCRIPT), url]
@@ -217,17 +227,34 @@ def run_wrk(wrk: str, args: argparse.Namespace, load: LoadResult, url: str, worl
     return next_offset
 
 
-def check_jobs(database: Path, post: LoadResult, ids_files: list[Path],
-               connections: int) -> tuple[int, list[str]]:
-    """Every 202 named its own job, which exists; no (template, host) pair has two jobs."""
+def check_jobs(size: Size, connections: int) -> tuple[int, list[str]]:
+    """Every 202 named its own job, which exists; no (template, host) pair has two jobs;
+    every 202 of the verified row named a job that cloud_metadata matched to the host
+    whose signed identity the request carried."""
     errors = []
-    named = [job for ids_file in ids_files for job in ids_file.read_text().split()]
-    with sqlite3.connect(database) as db:
+    ids_files = {kind: sorted(size.workdir.glob(f"job-ids-{kind}-*.txt")) for kind in POST_KINDS}
+    named_by = {kind: [job for f in files for job in f.read_text().split()] for kind, files in ids_files.items()}
+    named = [job for jobs in named_by.values() for job in jobs]
+    with sqlite3.connect(size.database) as db:
         jobs = dict(db.execute("SELECT id, job_template_id || ':' || host_id FROM jobs"))
         accepted = {job for (job,) in db.execute(
             "SELECT job_id FROM callback_attempts WHERE status_code = 202")}
-    if len(named) != post.figures["n202"]:
-        errors.append(f"wrk counted {post.figures['n202']} 202s but kept {len(named)} job ids")
+        matched_by_identity = db.execute(
+            "SELECT jobs.id, hosts.name, callback_attempts.trace FROM jobs "
+            "JOIN hosts ON hosts.id = jobs.host_id JOIN callback_attempts ON callback_attempts.job_id = jobs.id "
+            "WHERE jobs.resolved_by = 'cloud_metadata' AND callback_attempts.status_code = 202").fetchall()
+    # The trace of a verified match names the instance of the document that was sent:
+    # by job, the instance id its host carries and that trace.
+    by_identity = {str(job): (instance_id(int(host.removeprefix("node"))), trace)
+                   for job, host, trace in matched_by_identity}
+    for kind, kind_named in named_by.items():
+        n202 = size.result.loads[kind].figures["n202"]
+        if len(kind_named) != n202:
+            errors.append(f"wrk counted {n202} 202s of {kind} but kept {len(kind_named)} job ids")
+    wrong = [job for job in named_by["verified"]
+             if job not in by_identity or f"aws instance {by_identity[job][0]} of" not in by_identity[job][1]]
+    if wrong:
+        errors.append(f"{len(wrong)} verified 202s named a job not matched by the sent identity (e.g. {wrong[:3]})")
     if len(set(named)) != len(named):
         errors.append(f"{len(named) - len(set(named))} 202s named a job another 202 named")
     missing = [i for i in named if not i.isdigit() or int(i) not in jobs]
@@ -240,10 +267,10 @@ def check_jobs(database: Path, post: LoadResult, ids_files: list[Path],
     # Requests still in flight when a round's wrk stopped were answered to no one:
     # at most one per connection and round.
     unseen = len(jobs) - len(set(named))
-    if not 0 <= unseen <= connections * len(ids_files):
-        errors.append(f"{unseen} jobs that no 202 seen by wrk named "
-                      f"(at most {connections * len(ids_files)} expected)")
-    return len(jobs), [f"post at {post.hosts} hosts: {e}" for e in errors]
+    rounds = sum(len(files) for files in ids_files.values())
+    if not 0 <= unseen <= connections * rounds:
+        errors.append(f"{unseen} jobs that no 202 seen by wrk named (at most {connections * rounds} expected)")
+    return len(jobs), [f"POSTs at {size.hosts} hosts: {e}" for e in errors]
 
 
 @dataclass
@@ -263,7 +290,7 @@ class Size:
 
 def build_size(stack: contextlib.ExitStack, args: argparse.Namespace, hosts: int) -> Size:
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{hosts}-")))
-    templates = max(1, math.ceil(args.duration * MAX_POST_RATE / hosts))
+    templates = max(1, math.ceil(len(POST_KINDS) * args.duration * MAX_POST_RATE / hosts))
     world = asyncio.run(build_world(f"sqlite:///{workdir / 'bench.db'}", hosts, templates))
     print(f"{hosts} hosts: world built in {world.seconds:.1f} s ({templates} template(s))", flush=True)
     return Size(hosts, workdir, world)
@@ -273,6 +300,10 @@ def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResu
     """Every size's rows. The sizes, like the kinds of request, take turns: a change in
     the machine's speed during the run meets them all alike (see bench/NOTES.md)."""
     with contextlib.ExitStack() as stack:
+        # Signed once for the largest N: host i's document is the same at every N.
+        signed = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-identities-")))
+        identities = sign_identities(signed, sizes[-1])
+        print(f"{sizes[-1]} identity documents signed in {identities.seconds:.1f} s", flush=True)
         run = [build_size(stack, args, hosts) for hosts in sizes]
         print("timing the chain", flush=True)
         chains = asyncio.run(time_chains([(s.hosts, s.world.database_url) for s in run], args.resolves))
@@ -284,15 +315,13 @@ def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResu
             for size in run:
                 size.url = start_process(
                     processes, [sys.executable, "-m", "tornado_callback", "serve", "--no-worker",
-                                "--plugins", str(PLUGINS), "--database-url", size.world.database_url],
+                                "--plugins", str(identities.plugins), "--database-url", size.world.database_url],
                     "/api/v2/ping/", size.workdir / "server.log", size.workdir)
-            drive(wrk, args, run, hello_url)
+            drive(wrk, args, run, hello_url, identities)
         # Servers stopped: every job a request made is committed.
         for size in run:
             size.result.errors += [e for load in size.result.loads.values() for e in load.errors()]
-            ids_files = sorted(size.workdir.glob("job-ids-post-*.txt"))
-            size.result.jobs_created, job_errors = check_jobs(
-                size.database, size.result.loads["post"], ids_files, args.connections)
+            size.result.jobs_created, job_errors = check_jobs(size, args.connections)
             size.result.errors += job_errors
             if size.result.errors and args.keep_logs:
                 shutil.copy(size.workdir / "server.log", BENCH / "results" / f"{size.hosts}-server.log")
@@ -309,25 +338,25 @@ def start_process(stack: contextlib.ExitStack, command: list[str], path: str, lo
     return url
 
 
-def drive(wrk: str, args: argparse.Namespace, run: list[Size], hello_url: str) -> None:
-    """The warm-up, then the rounds: in each, every size's hello, POST and GET in turn."""
+def drive(wrk: str, args: argparse.Namespace, run: list[Size], hello_url: str, identities: Identities) -> None:
+    """The warm-up, then the rounds: in each, every size's hello, POSTs and GET in turn."""
     for size in run:
         if args.warmup > 0:
             for kind, url in (("hello", hello_url), ("get", size.url)):  # GETs write nothing
                 run_wrk(wrk, args, LoadResult(kind, size.hosts, Counter(), Counter()), url,
-                        size.world, Round(args.warmup, size.workdir, 0))
+                        size.world, Round(args.warmup, size.workdir, 0, identities.bodies))
         size.result.loads = {kind: LoadResult(kind, size.hosts, Counter(), Counter()) for kind in KINDS}
     rounds, seconds = rounds_of(args)
     post_offsets = {size.hosts: 0 for size in run}
     for number in range(1, rounds + 1):
-        print(f"round {number} of {rounds}: hello, post, get for {seconds} s each at "
+        print(f"round {number} of {rounds}: {', '.join(KINDS)} for {seconds} s each at "
               f"{', '.join(str(s.hosts) for s in run)} hosts", flush=True)
         for size in run:
             for kind in KINDS:
-                round_ = Round(seconds, size.workdir, number, post_offsets[size.hosts])
+                round_ = Round(seconds, size.workdir, number, identities.bodies, post_offsets[size.hosts])
                 url = hello_url if kind == "hello" else size.url
                 next_offset = run_wrk(wrk, args, size.result.loads[kind], url, size.world, round_)
-                if kind == "post":
+                if kind in POST_KINDS:
                     post_offsets[size.hosts] = next_offset
 
 
@@ -350,7 +379,7 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
         f"- machine: {os.cpu_count()} cores (nproc), load average {loads[0]:.2f} before, "
         f"{loads[1]:.2f} after",
         f"- load: wrk -t1 -c{args.connections}; each row is {rounds} rounds of {seconds} s, "
-        f"hello, POST and GET taking turns, after {args.warmup:g} s of warm-up; "
+        f"hello, POST, verified POST and GET taking turns, after {args.warmup:g} s of warm-up; "
         "wrk and the server share the cores",
         "- server: `serve --no-worker`, one process, SQLite; hello: bench/hello.py, one process; "
         "chain alone: one resolve at a time, on one core (bench/chain.py)",
@@ -363,12 +392,11 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
         for kind in KINDS:
             load = r.loads[kind]
             f = load.figures
-            if kind == "post":
+            if kind in POST_KINDS:
                 answers = f"{f['n202']} 202 (one job each), {f['n400_pending']} 400 already pending"
             else:
                 answers = f"{f['n200']} 200"
-            name = {"hello": "hello (ceiling)", "post": "callback POST", "get": "callback GET"}[kind]
-            lines.append(f"| {r.hosts} | {name} | {load.rate:.0f} | {load.p50_ms:.2f} | "
+            lines.append(f"| {r.hosts} | {NAMES[kind]} | {load.rate:.0f} | {load.p50_ms:.2f} | "
                          f"{load.p99_ms:.2f} | {ratio(load.rate, hello.rate)} | {answers} |")
         lines.append(f"| {r.hosts} | chain alone (no HTTP) | | {r.chain.p50_ms:.3f} | "
                      f"{r.chain.p99_ms:.3f} | | {r.chain.resolves} resolves, all matched |")
@@ -381,9 +409,18 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
         lines.append(f"- callback {kind.upper()} / hello req/s: {value:.2f} "
                      f"[>= {target:.2f}: {'met' if value >= target else 'NOT met'}]; "
                      f"round by round {min(per_round):.2f} to {max(per_round):.2f}")
+    # Cost: time per request, the inverse of req/s (wrk keeps the connections busy).
+    post, verified = large.loads["post"], large.loads["verified"]
+    cost = post.rate / verified.rate
+    per_round = [p / v for p, v in zip(post.round_rates, verified.round_rates, strict=True)]
+    lines.append(f"- verified POST / address-matched POST, time per request: {cost:.2f} "
+                 f"[<= {MAX_VERIFIED_COST:g}x cost: {'met' if cost <= MAX_VERIFIED_COST else 'NOT met'}]; "
+                 f"round by round {min(per_round):.2f} to {max(per_round):.2f}; "
+                 f"p50 {ratio(verified.p50_ms, post.p50_ms)}")
     lines += ["", f"p50 at {large.hosts} hosts / p50 at {small.hosts} hosts [<= 1.25]:", ""]
     for label, big, little in (
         ("callback POST", large.loads["post"].p50_ms, small.loads["post"].p50_ms),
+        ("callback POST, verified", large.loads["verified"].p50_ms, small.loads["verified"].p50_ms),
         ("callback GET", large.loads["get"].p50_ms, small.loads["get"].p50_ms),
         ("chain alone", large.chain.p50_ms, small.chain.p50_ms),
     ):
@@ -402,7 +439,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="100,10000,100000", help="inventory sizes, comma-separated")
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per row (whole seconds: wrk)")
     parser.add_argument("--rounds", type=int, default=5,
-                        help="turns hello, POST and GET take within a row (at most --duration)")
+                        help="turns the kinds of request take within a row (at most --duration)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each size (0: none)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
     parser.add_argument("--resolves", type=int, default=2000, help="resolves timed by the chain benchmark")

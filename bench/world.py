@@ -2,12 +2,14 @@
 
 Built through the same services the CLI uses (``inventory import`` from an
 ansible-inventory listing, ``template create``, ``user create``, ``token
-create``), in a fresh database.
+create``), in a fresh database. Each host also carries an EC2 instance id, and
+``sign_identities`` makes the signed AWS identity documents that prove them.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,11 @@ from tornado_callback.config import Settings, load_plugins_config, normalise_dat
 from tornado_callback.services import Services
 
 PLUGINS = Path(__file__).with_name("plugins.toml")
+# The identity tests' stand-in for AWS (it needs no pytest) signs the bench's documents
+# too; tests/ is not an installed package, so the checkout it is in goes on the path.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.identity.cloud import AwsSigner  # noqa: E402
+
 HOST_KEY = "bench-host-config-key"
 ADMIN = "bench-admin"
 
@@ -29,8 +36,14 @@ def host_address(index: int) -> str:
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
+def instance_id(index: int) -> str:
+    """Host ``index``'s EC2 instance id, as AWS writes them (``i-`` and 17 hex digits)."""
+    return f"i-{index:017x}"
+
+
 def listing(hosts: int) -> dict[str, Any]:
-    hostvars = {f"node{i:06d}": {"ansible_host": host_address(i)} for i in range(hosts)}
+    hostvars = {f"node{i:06d}": {"ansible_host": host_address(i), "instance_id": instance_id(i)}
+                for i in range(hosts)}
     return {"_meta": {"hostvars": hostvars}, "all": {"hosts": sorted(hostvars)}}
 
 
@@ -42,6 +55,36 @@ class World:
     templates: int
     token: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class Identities:
+    """What the verified POST row needs: a callback body per host, carrying its signed AWS
+    identity (host i's on line i + 1), and a plugins.toml whose cloud_metadata trusts the signer."""
+
+    bodies: Path
+    plugins: Path
+    seconds: float
+
+
+def sign_identities(directory: Path, hosts: int) -> Identities:
+    """``hosts`` bodies in the ``signature`` form, each with the host's own nonce: the first
+    verified callback of an instance binds it to that nonce, later ones bring the same."""
+    started = time.perf_counter()
+    signer = AwsSigner()
+    certificate = directory / "aws-certificate.pem"
+    certificate.write_bytes(signer.pem)
+    plugins = directory / "plugins.toml"
+    # json.dumps writes a TOML basic string (same escapes) for any path.
+    plugins.write_text(f"{PLUGINS.read_text()}\n[resolvers.cloud_metadata]\n"
+                       f"aws_certificates = [{json.dumps(str(certificate))}]\n")
+    bodies = directory / "bodies.jsonl"
+    with bodies.open("w") as out:
+        for i in range(hosts):
+            document = signer.document(instance_id(i), privateIp=host_address(i))
+            identity = signer.identity(document, nonce=f"bench-nonce-of-host-{i:08d}")
+            out.write(json.dumps({"host_config_key": HOST_KEY, "cloud_identity": identity}) + "\n")
+    return Identities(bodies, plugins, time.perf_counter() - started)
 
 
 def settings_for(database_url: str) -> Settings:

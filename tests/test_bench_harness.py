@@ -29,14 +29,16 @@ def test_a_tiny_run_writes_the_table_and_checks_the_jobs(tmp_path):
     done, results = run_bench(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     table = results.read_text()
-    for row in ("| 20 | hello (ceiling) |", "| 20 | callback POST |", "| 20 | callback GET |",
-                "| 20 | chain alone (no HTTP) |"):
+    for row in ("| 20 | hello (ceiling) |", "| 20 | callback POST |", "| 20 | callback POST, verified AWS identity |",
+                "| 20 | callback GET |", "| 20 | chain alone (no HTTP) |"):
         assert row in table
+    assert "verified POST / address-matched POST, time per request: " in table
     assert f"{os.cpu_count()} cores (nproc)" in table
     assert "each row is 2 rounds of 1 s" in table
-    # The second round's POSTs call back as (template, host) pairs of their own: all 202s.
-    post_row = next(line for line in table.splitlines() if "| callback POST |" in line)
-    assert ", 0 400 already pending |" in post_row
+    # The second round's POSTs, and the verified row's, call back as (template, host) pairs of their own: all 202s.
+    for name in ("| callback POST |", "| callback POST, verified AWS identity |"):
+        post_row = next(line for line in table.splitlines() if name in line)
+        assert ", 0 400 already pending |" in post_row
     assert "round by round" in table
     assert "every 202 named its own job, one job per (template, host)" in table
     assert "Errors: 0" in table
