@@ -125,9 +125,14 @@ async def cmd_token_create(services: Services, args: argparse.Namespace) -> int:
 
 
 async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> int:
-    inventory = await services.admin.create(
-        "inventories", LOCAL_ADMIN, {"name": args.name, "description": args.description})
-    print(f"created inventory {inventory['name']} (id {inventory['id']})")
+    inventory = await services.admin.create("inventories", LOCAL_ADMIN, {
+        "name": args.name, "description": args.description,
+        "register_verified_hosts": args.register_verified_hosts,
+        **({"registration_group": args.registration_group} if args.registration_group is not None else {}),
+    })
+    registering = (f"; registers verified hosts in group {inventory['registration_group']}"
+                   if inventory["register_verified_hosts"] else "")
+    print(f"created inventory {inventory['name']} (id {inventory['id']}){registering}")
     return 0
 
 
@@ -390,6 +395,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = command(inventory, "create", cmd_inventory_create, "create an inventory")
     p.add_argument("name")
     p.add_argument("--description", default="")
+    p.add_argument("--register-verified-hosts", action="store_true",
+                   help="a callback with a verified cloud identity that matches no host creates it")
+    p.add_argument("--registration-group", metavar="GROUP",
+                   help="the group registered hosts join (default: registered_by_callback)")
     p = command(inventory, "import", cmd_inventory_import,
                 "import hosts and groups into an inventory (created if missing)")
     p.add_argument("name", help="inventory name or id")

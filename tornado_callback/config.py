@@ -91,6 +91,11 @@ class Settings:
     login_user_limit: int = 10
     login_address_limit: int = 30
     login_window: float = 300.0
+    # Verified self-registration (API.md section 4): hosts an inventory may gain by callback
+    # per minute (429 beyond), and whether a GCP instance's host is named by its instance
+    # name rather than its id.
+    registrations_per_minute: int = 10
+    register_gcp_by_name: bool = False
     # How long a verified Basic credential is remembered, so that admins' GETs
     # do not pay for an argon2 verification each time.
     auth_cache_seconds: float = 60.0
@@ -256,6 +261,8 @@ def build_settings(**flags: Any) -> Settings:
         "login_user_limit": int,
         "login_address_limit": int,
         "login_window": float,
+        "registrations_per_minute": int,
+        "register_gcp_by_name": switch,
         "auth_cache_seconds": float,
         "inventory_sync_wait": float,
         "inventory_sync_timeout": float,
@@ -280,7 +287,8 @@ def build_settings(**flags: Any) -> Settings:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
     for name, low in (("workers", 0), ("processes", 0), ("bad_key_limit", 1), ("bad_key_template_limit", 1),
-                      ("login_user_limit", 1), ("login_address_limit", 1), ("max_connections", 0)):
+                      ("login_user_limit", 1), ("login_address_limit", 1), ("max_connections", 0),
+                      ("registrations_per_minute", 1)):
         if values.get(name, low) < low:
             raise ConfigError(f"{name} must be at least {low}")
     for name in ("job_poll_interval", "job_lease_seconds", "bad_key_window", "login_window",

@@ -23,6 +23,7 @@ from tornado_callback.config import Settings
 from tornado_callback.identity import load_anchors
 from tornado_callback.identity.service import CloudIdentities
 from tornado_callback.inventory.index_refresh import IndexRefresher
+from tornado_callback.inventory.registration import HostRegistrar
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.inventory.sync import InventorySync
 from tornado_callback.jobs.executor import WorkerPool, start_workers
@@ -114,7 +115,8 @@ class Services:
             inventories=inventories,
             launcher=launcher,
             callbacks=CallbackService(
-                db, chain, inventories, launcher, accounts, limiter, inventory_sync, identities
+                db, chain, inventories, launcher, accounts, limiter, inventory_sync, identities,
+                HostRegistrar(db, inventories.index_writer, settings),
             ),
             attempts=CallbackAttempts(db),
             refresher=inventories.refresher,

@@ -3,6 +3,7 @@ anchors a server configured with their certificates would hold."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -28,6 +29,15 @@ def aws_elsewhere() -> AwsSigner:
 @pytest.fixture(scope="session")
 def gcp() -> GcpSigner:
     return GcpSigner()
+
+
+@pytest.fixture(scope="module")
+def trust_files(tmp_path_factory, aws: AwsSigner, gcp: GcpSigner) -> dict[str, Any]:
+    """The trust anchors' options as an admin writes them: files of the clouds' public keys."""
+    directory = tmp_path_factory.mktemp("anchors")
+    (directory / "aws.pem").write_bytes(aws.pem)
+    (directory / "jwks.json").write_text(json.dumps(gcp.jwks()))
+    return {"aws_certificates": [str(directory / "aws.pem")], "gcp_jwks": str(directory / "jwks.json")}
 
 
 def aws_anchors(*signers: AwsSigner, **scope: Any) -> TrustAnchors:

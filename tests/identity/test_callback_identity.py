@@ -36,15 +36,6 @@ NO_FALLBACK = "no fallback to other evidence"
 MISMATCH = (403, {"msg": f"Cloud identity refused: {NONCE_MISMATCH}."})
 
 
-@pytest.fixture(scope="module")
-def trust_files(tmp_path_factory, aws: AwsSigner, gcp: GcpSigner) -> dict[str, Any]:
-    """The trust anchors' options as an admin writes them: files of the clouds' public keys."""
-    directory = tmp_path_factory.mktemp("anchors")
-    (directory / "aws.pem").write_bytes(aws.pem)
-    (directory / "jwks.json").write_text(json.dumps(gcp.jwks()))
-    return {"aws_certificates": [str(directory / "aws.pem")], "gcp_jwks": str(directory / "jwks.json")}
-
-
 @pytest.fixture
 def plugins_config(trust_files):
     return plugins_config_for(cloud_metadata={

@@ -41,6 +41,7 @@ from tornado_callback.admin.resource import (
 )
 from tornado_callback.inventory.ansible_inventory import SOURCE_KINDS
 from tornado_callback.store.models import (
+    DEFAULT_REGISTRATION_GROUP,
     CallbackAttempt,
     Credential,
     Group,
@@ -75,6 +76,12 @@ def trimmed_name(values: Mapping[str, Any]) -> dict[str, list[str]]:
     """Host and group names are matched exactly: surrounding spaces would never match."""
     name = values.get("name") or ""
     return {"name": ["Names may not begin or end with spaces."]} if name != name.strip() else {}
+
+
+def trimmed_group(values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The registration group is a group name: matched exactly, like the names above."""
+    group = values.get("registration_group") or ""
+    return {"registration_group": ["Names may not begin or end with spaces."]} if group != group.strip() else {}
 
 
 def new_host_config_key() -> str:
@@ -179,9 +186,19 @@ TOKENS = Resource(
 
 INVENTORIES = Resource(
     "inventories", "inventory", Inventory,
-    fields=(name_field(), description_field(), Variables("variables")),
+    fields=(
+        name_field(), description_field(), Variables("variables"),
+        # Whoever may change the inventory decides whether callers add hosts to it.
+        Boolean("register_verified_hosts",
+                help="Verified self-registration: a callback whose signed cloud identity verifies and "
+                     "matches no host (after update on launch) creates the host, named by the instance "
+                     "id, with the verified facts as variables, then launches. Off by default."),
+        String("registration_group", default=DEFAULT_REGISTRATION_GROUP, allow_blank=False, max_length=512,
+               help="The group a self-registered host joins (created if missing)."),
+    ),
     access=RoleScoped("inventory", "id"),
     unique=(("name",),),
+    checks=(trimmed_group,),
     related=(("hosts", "hosts/"), ("groups", "groups/"),
              ("inventory_sources", "inventory_sources/"), ("roles", "roles/")),
 )
@@ -195,9 +212,11 @@ HOSTS = Resource(
     fields=(
         name_field(), description_field(), inventory_link(),
         Boolean("enabled", default=True), Variables("variables"),
+        Boolean("registered_by_callback", read_only=True,
+                help="Created by verified self-registration (its inventory's register_verified_hosts)."),
     ),
     access=RoleScoped("inventory", "inventory_id"),
-    filter_fields=("name", "inventory", "enabled"),
+    filter_fields=("name", "inventory", "enabled", "registered_by_callback"),
     unique=(("inventory", "name"),),
     related=(("groups", "groups/"),),
     checks=(trimmed_name,),

@@ -3,8 +3,10 @@
 Order of checks (API.md section 1): unknown template 404, rate limit 429 (too
 many wrong keys from the client or for the template: ratelimit.py), body
 400/413/415, key 403, no inventory 400, cloud identity 403 (section 4: judged
-before matching, refused whatever the resolvers find), matching 400, launch
-checks 400, then 202. Every POST leaves one audit record, whatever its answer.
+before matching, refused whatever the resolvers find), matching 400 (unless a
+verified instance that matches nothing registers: 429 over the inventory's
+rate), launch checks 400, then 202. Every POST leaves one audit record,
+whatever its answer.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tornado_callback.errors import (
 )
 from tornado_callback.http.values import parse_id
 from tornado_callback.identity.service import CloudIdentities
+from tornado_callback.inventory.registration import HostRegistrar
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.inventory.sync import InventorySync
 from tornado_callback.jobs.launch import (
@@ -39,8 +42,8 @@ from tornado_callback.jobs.launch import (
     job_url,
 )
 from tornado_callback.plugin.addresses import normalise_address
-from tornado_callback.plugin.chain import Resolution, ResolverChain
-from tornado_callback.plugin.resolver import CallbackRequest
+from tornado_callback.plugin.chain import Resolution, ResolverChain, TraceEntry
+from tornado_callback.plugin.resolver import CallbackRequest, CloudIdentity
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import JobTemplate
@@ -51,6 +54,8 @@ IDENTITY_FIELD = "cloud_identity"
 # Never handed to resolvers: the key, and the proof whose verdict they get instead.
 PRIVATE_FIELDS = frozenset({KEY_FIELD, IDENTITY_FIELD})
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Who found the host, in the trace, the audit record and the job, when a registration did.
+REGISTRATION = "self_registration"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class CallbackService:
         limiter: FailureLimiter,
         inventory_sync: InventorySync,
         identities: CloudIdentities,
+        registrar: HostRegistrar,
     ) -> None:
         self.db = db
         self.chain = chain
@@ -90,6 +96,7 @@ class CallbackService:
         self.limiter = limiter
         self.inventory_sync = inventory_sync
         self.identities = identities
+        self.registrar = registrar
         self._templates: ReadCache[JobTemplate] = ReadCache(db, {"job_templates", "inventories"})
 
     async def _template(self, template_ref: str) -> JobTemplate:
@@ -152,12 +159,12 @@ class CallbackService:
                 raise PermissionDenied()
         if template.inventory_id is None:
             raise CallbackRefused(MSG_NO_INVENTORY)
-        refusal = None
+        identity = None
         if IDENTITY_FIELD in body.fields:
             # Judged once, after the key: only a caller with the key may spend a proof.
             identity = await self.identities.judge(body.fields[IDENTITY_FIELD])
             request = replace(request, cloud_identity=identity)
-            refusal = identity.refusal
+        refusal = identity.refusal if identity is not None else None
 
         resolution = await self.resolve(template, request)
         # Update on launch (AWX's rule): not exactly one host, so sync the due
@@ -177,6 +184,10 @@ class CallbackService:
             raise ServiceError({"msg": f"Cloud identity refused: {refusal}."}, status=403)
         if resolution.outcome == "ambiguous":
             raise CallbackRefused(MSG_MULTIPLE)
+        if resolution.host is None and identity is not None:
+            # Verified (a refusal was answered above), and matching nothing even after the sync.
+            resolution = await self._register(template.inventory_id, identity, resolution)
+            attempt.update(trace=resolution.trace_dicts(), resolved_by=resolution.resolved_by)
         host = resolution.host
         if host is None:
             raise CallbackRefused(MSG_NO_MATCH)
@@ -198,6 +209,21 @@ class CallbackService:
             raise CallbackRefused(e.msg, **e.extra) from e
         self.launcher.queued(job_id, job)
         return Accepted(job_id)
+
+    async def _register(self, inventory_id: int, identity: CloudIdentity, resolution: Resolution) -> Resolution:
+        """``resolution`` with the host verified self-registration gave, and a trace entry saying
+        how; unchanged when the inventory does not allow it (API.md section 4)."""
+        started = time.perf_counter()
+        registration = await self.registrar.register(inventory_id, identity)
+        if registration is None:
+            return resolution
+        found = () if registration.host is None else (registration.host,)
+        entry = TraceEntry(
+            resolver=REGISTRATION, priority=0, outcome="matched" if found else "no_match",
+            evidence=(registration.evidence,), hosts=tuple(h.name for h in found), elapsed_ms=_ms_since(started))
+        return replace(
+            resolution, outcome="matched" if found else "no_match", host=registration.host, candidates=found,
+            resolved_by=REGISTRATION if found else "", trace=(*resolution.trace, entry))
 
     async def explain(
         self, template_ref: str, principal: Principal, request: CallbackRequest

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -30,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 ACTIVE_JOB_STATUSES = ("pending", "waiting", "running")
 FINISHED_JOB_STATUSES = ("successful", "failed", "error", "canceled")
 JOB_STATUSES = ACTIVE_JOB_STATUSES + FINISHED_JOB_STATUSES
+# The group a self-registered host joins unless its inventory names another.
+DEFAULT_REGISTRATION_GROUP = "registered_by_callback"
 
 
 def utcnow() -> dt.datetime:
@@ -120,7 +123,11 @@ class Inventory(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(512), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
+    # Verified self-registration (API.md section 4): a verified cloud instance that no host
+    # carries gets one, in ``registration_group``. Off unless the inventory's admin says so.
+    register_verified_hosts: Mapped[bool] = mapped_column(default=False, server_default=false())
+    registration_group: Mapped[str] = mapped_column(
+        String(512), default=DEFAULT_REGISTRATION_GROUP, server_default=DEFAULT_REGISTRATION_GROUP)
 
 
 class GroupHost(Base):
@@ -176,6 +183,8 @@ class Host(Timestamped, Base):
     inventory_source_id: Mapped[int | None] = mapped_column(
         ForeignKey("inventory_sources.id", ondelete="SET NULL"), index=True
     )
+    # Created by verified self-registration; with ``created``, what its rate limit counts.
+    registered_by_callback: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class HostKey(Base):
