@@ -66,12 +66,11 @@ class CloudMetadataResolver(plugin.HostResolver):
                 )
             found = await hosts.find(plugin.INSTANCE_KIND, [identity.instance_id])
             evidence = [f"signature verified: {identity.description}"]
-            if found:
-                return plugin.ResolverResult(hosts=found, evidence=evidence)
-            return plugin.ResolverResult(
-                evidence=[*evidence, "no host has this instance id", "no fallback to other evidence"],
-                decisive=True,
-            )
+            if not found:
+                evidence += ["no host has this instance id", "no fallback to other evidence"]
+            # Decisive whatever it found: a proven instance whose host is disabled (or that
+            # several hosts claim) must not be configured as a neighbour behind its address.
+            return plugin.ResolverResult(hosts=found, evidence=evidence, decisive=True)
         if "instance_id" not in request.body:
             return None
         if not self.trust_unsigned_claims:

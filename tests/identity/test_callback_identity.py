@@ -148,6 +148,18 @@ async def test_a_verified_instance_that_no_host_carries_is_not_matched_by_its_ad
         "no host has this instance id", NO_FALLBACK])]
 
 
+async def test_a_verified_instance_whose_host_is_disabled_is_not_matched_by_its_address(
+        fetch, seed, services, aws):
+    """The proof names web-a; web-a is disabled. Its neighbour behind the same address must not be
+    configured in its place."""
+    world = await seed({"web-a": {**HOSTS["web-a"], "enabled": False}, "neighbour": {"ansible_host": NAT}})
+    code, body = await answer(fetch, world, aws.identity(aws.document(AWS_A), nonce=NONCE_A))
+    assert (code, body) == (400, {"msg": "No matching host could be found!"})
+    assert await job_limits(services) == []
+    record = await last_attempt(services, world)
+    assert [(resolver, outcome) for resolver, outcome, _ in steps(record)] == [("cloud_metadata", "no_match")]
+
+
 async def test_update_on_launch_brings_the_verified_instance_and_a_refused_one_syncs_nothing(
         fetch, seed, services, aws, tmp_path):
     world = await seed({"nat-only": {"ansible_host": NAT}})
