@@ -1,6 +1,6 @@
 """A resolver's time limit, as the chain's trace shows it.
 
-The chain awaits each resolver under ``asyncio.timeout``: an answer given
+The chain awaits each resolver with ``plugin.deadline.within``: an answer given
 without waiting, or after several waits, is used; a resolver out of time is a
 ``timeout`` entry (counted from its start, not from its first wait) and sees
 the cancellation, so that it can clean up.

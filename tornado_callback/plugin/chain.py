@@ -6,7 +6,6 @@ service asks it for index keys.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tornado_callback.plugin.deadline import within
 from tornado_callback.plugin.resolver import (
     CallbackRequest,
     HostIndex,
@@ -178,8 +178,7 @@ class ResolverChain:
     ) -> tuple[ResolverResult | None, Outcome, list[str]]:
         """One resolver under its timeout; failures become trace outcomes, never exceptions."""
         try:
-            async with asyncio.timeout(ranked.timeout):
-                result = await ranked.resolver.resolve(request, state, hosts)
+            result = await within(ranked.resolver.resolve(request, state, hosts), ranked.timeout)
         except TimeoutError:
             return None, "timeout", [f"no answer within {ranked.timeout:g}s"]
         except Exception as e:  # a plugin's bug must not become a 500
