@@ -34,7 +34,7 @@ REALM = 'Basic realm="tornado-callback"'
 PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 IN_FLIGHT = "requests_in_flight"  # the Application setting holding RequestsInFlight
 # Answers are written by orjson: an explanation took the standard library
-# 17 us and orjson 2 (README, "Benchmark"). Datetimes go through ``str`` as
+# 17 us and orjson 2 (bench/NOTES.md). Datetimes go through ``str`` as
 # before (orjson would write them with a "T"); what orjson refuses (integers
 # past 64 bits, lone surrogates) the standard library writes.
 ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME

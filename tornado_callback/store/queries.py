@@ -47,7 +47,7 @@ from tornado_callback.store.models import (
 
 # The callback's lookups are built once as Core statements over the tables: per
 # request, building an ORM select and loading through the session cost more
-# than the indexed query itself (profiled in the README, "Benchmark").
+# than the indexed query itself (profiled in bench/NOTES.md).
 _hosts = Host.__table__
 _host_keys = HostKey.__table__
 _tokens = Token.__table__
@@ -64,7 +64,7 @@ class DriverStatement:
     For the statements every callback runs: SQLAlchemy's per-execution work
     (compiling or looking up the statement, processing parameters, building
     result metadata from the cursor for each execution) cost several times
-    the work in the database (README, "Benchmark"). Event listeners still see
+    the work in the database (bench/NOTES.md). Event listeners still see
     each statement, with a real execution context (see ``driver``), and
     driver errors are raised as SQLAlchemy's (``IntegrityError``...).
     Parameters go to the driver as given and rows come back as the driver

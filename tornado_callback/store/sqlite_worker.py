@@ -6,8 +6,8 @@ statement, and even one hop per unit costs more than the indexed query it
 carries (a future, a wake-up of the thread, a wake-up of the loop). Here the
 units a loop submits in one turn are handed over together at its end, those
 queued while the thread was busy run back to back, and their results go back
-to each loop in one wake-up, so under load the hop is shared (README,
-"Benchmark", has the figures).
+to each loop in one wake-up, so under load the hop is shared (bench/NOTES.md
+has the figures).
 
 A writer also commits such a batch once (group commit): SQLite's commit,
 which writes the changed pages to the WAL, cost as much as the two inserts of
