@@ -67,6 +67,8 @@ class Services:
     admin: AdminService
     template_actions: TemplateActions
     identities: CloudIdentities
+    # The server's secret key: credentials at rest, and keys derived from it (the console's cookies).
+    secrets: SecretsBox
 
     @classmethod
     async def start(
@@ -126,6 +128,7 @@ class Services:
             admin=admin,
             template_actions=TemplateActions(admin, launcher),
             identities=identities,
+            secrets=secrets,
         )
 
     def start_workers(self, sandbox: Sandbox | None) -> WorkerPool:

@@ -8,12 +8,15 @@ PostgreSQL and several machines, set the setting (or copy the file).
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import threading
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tornado_callback.config import ConfigError
 
@@ -65,7 +68,13 @@ class SecretsBox:
         self._key = key
         self._key_file = key_file
         self._fernet: Fernet | None = None
+        self._loaded_key = b""
         self._lock = threading.Lock()
+
+    def _key_material(self) -> bytes:
+        """The key's 32 bytes (read, or created, on first use)."""
+        self._cipher()
+        return base64.urlsafe_b64decode(self._loaded_key)
 
     def _cipher(self) -> Fernet:
         with self._lock:
@@ -73,6 +82,7 @@ class SecretsBox:
                 key = self._key.encode() if self._key else read_or_create_key_file(self._key_file)
                 try:
                     self._fernet = Fernet(key)
+                    self._loaded_key = key
                 except ValueError as e:
                     raise ConfigError(
                         "secret key must be 32 url-safe base64-encoded bytes "
@@ -80,6 +90,12 @@ class SecretsBox:
                         "print(Fernet.generate_key().decode())')"
                     ) from e
             return self._fernet
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (e.g. signing the console's cookies) derived from the secret key with
+        HKDF: the same on every process and machine that shares the key, and telling nothing of it."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=f"tornado-callback {purpose}".encode()).derive(self._key_material())
 
     def encrypt(self, secret: str | None) -> bytes | None:
         if not secret:

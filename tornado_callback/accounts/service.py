@@ -172,8 +172,18 @@ class Accounts:
         except (binascii.Error, UnicodeDecodeError):
             return None
         username, sep, password = decoded.partition(":")
-        if not sep or len(username) > MAX_USERNAME:
+        if not sep:
+            return None
+        return await self.login(username, password, client_address)
+
+    async def login(
+        self, username: str, password: str, client_address: Callable[[], str] | None = None
+    ) -> Principal | None:
+        """The principal of a user name and password (Basic auth, the console's login form), or None;
+        under the same limits on failed logins as ``authenticate``."""
+        if len(username) > MAX_USERNAME:
             return None  # no user has that name: there is nothing to guess
+        decoded = f"{username}:{password}"
         limits = self.limiter.limits
         subjects = [(limits.login_per_user, username)]
         if client_address is not None:
@@ -199,6 +209,12 @@ class Accounts:
             self._verified.clear()
         self._verified[digest] = (principal, now + self.cache_seconds)
         return principal
+
+    async def principal(self, user_id: int) -> Principal | None:
+        """The user with this id as a principal, None once deleted (a console session names its user by id)."""
+        async with self.db.session() as session:
+            user = await session.get(User, user_id)
+        return None if user is None else Principal(user.id, user.username, user.is_superuser)
 
     async def _dummy_hash(self) -> str:
         """A hash of a password no one knows, made as the users' are, to verify unknown users against."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
@@ -97,6 +97,13 @@ class InventorySync:
     async def get_update(self, update_id: int) -> InventoryUpdate | None:
         async with self.db.session() as session:
             return await session.get(InventoryUpdate, update_id)
+
+    async def latest_updates(self, source_ids: Collection[int], limit: int) -> list[InventoryUpdate]:
+        """The newest ``limit`` updates of these sources, newest first (the console's list of syncs)."""
+        async with self.db.session() as session:
+            return list(await session.scalars(
+                select(InventoryUpdate).where(InventoryUpdate.inventory_source_id.in_(source_ids))
+                .order_by(InventoryUpdate.id.desc()).limit(limit)))
 
     async def start_update(self, source_id: int, launch_type: str = "manual") -> InventoryUpdate:
         """Record a pending update of a source and run it in the background."""
