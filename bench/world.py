@@ -41,10 +41,10 @@ def instance_id(index: int) -> str:
     return f"i-{index:017x}"
 
 
-def listing(hosts: int) -> dict[str, Any]:
-    hostvars = {f"node{i:06d}": {"ansible_host": host_address(i), "instance_id": instance_id(i)}
-                for i in range(hosts)}
-    return {"_meta": {"hostvars": hostvars}, "all": {"hosts": sorted(hostvars)}}
+def host_variables(hosts: int) -> dict[str, dict[str, Any]]:
+    """Host variables by host name: the bench's N hosts."""
+    return {f"node{i:06d}": {"ansible_host": host_address(i), "instance_id": instance_id(i)}
+            for i in range(hosts)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,22 @@ def sign_identities(directory: Path, hosts: int) -> Identities:
     return Identities(bodies, plugins, time.perf_counter() - started)
 
 
+async def import_hosts(services: Services, name: str, hostvars: dict[str, dict[str, Any]]) -> int:
+    """The inventory ``name`` of these hosts (variables by host name), imported from an
+    ansible-inventory listing as ``inventory import`` does; its id."""
+    listed = {"_meta": {"hostvars": hostvars}, "all": {"hosts": sorted(hostvars)}}
+    update = await import_inventory(services, name, "-", json.dumps(listed))
+    if update.status != "successful" or update.hosts_added != len(hostvars):
+        raise RuntimeError(f"inventory import failed: {update.status} {update.job_explanation}")
+    return (await services.admin.named("inventories", LOCAL_ADMIN, name))["id"]
+
+
+async def admin_token(services: Services) -> str:
+    """A token of a new superuser, ADMIN."""
+    await services.accounts.create_user(ADMIN, None, superuser=True)
+    return await services.accounts.create_token(ADMIN, "benchmark")
+
+
 def settings_for(database_url: str) -> Settings:
     return Settings(database_url=normalise_database_url(database_url),
                     plugins=load_plugins_config(PLUGINS), workers=0)
@@ -103,20 +119,16 @@ async def build_world(database_url: str, hosts: int, templates: int) -> World:
     started = time.perf_counter()
     services = await Services.start(settings_for(database_url))
     try:
-        update = await import_inventory(services, "bench", "-", json.dumps(listing(hosts)))
-        if update.status != "successful" or update.hosts_added != hosts:
-            raise RuntimeError(f"inventory import failed: {update.status} {update.job_explanation}")
-        inventory = await services.admin.named("inventories", LOCAL_ADMIN, "bench")
+        inventory = await import_hosts(services, "bench", host_variables(hosts))
         ids = [
             (await services.admin.create("job_templates", LOCAL_ADMIN, {
-                "name": f"bench-{t}", "inventory": inventory["id"], "playbook": "ping.yml",
+                "name": f"bench-{t}", "inventory": inventory, "playbook": "ping.yml",
                 "host_config_key": HOST_KEY}))["id"]
             for t in range(templates)
         ]
         if ids != list(range(ids[0], ids[0] + templates)):
             raise RuntimeError(f"template ids are not consecutive: {ids[:5]}...")
-        await services.accounts.create_user(ADMIN, None, superuser=True)
-        token = await services.accounts.create_token(ADMIN, "benchmark")
+        token = await admin_token(services)
     finally:
         await services.close()
     return World(database_url, hosts, ids[0], templates, token, time.perf_counter() - started)
