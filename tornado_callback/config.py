@@ -19,6 +19,9 @@ ENV_PREFIX = "TORNADO_CALLBACK_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///tornado-callback.db"
 DEFAULT_PLUGINS_FILE = "plugins.toml"
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
 # Keys of a [resolvers.NAME] table that the chain itself consumes; the rest are
 # the resolver's own options.
 CHAIN_KEYS = frozenset({"priority", "enabled", "timeout"})
@@ -123,6 +126,14 @@ class Settings:
     job_show_paths: tuple[str, ...] = ()
     # Where runs keep their private directories (default: tornado-callback-UID in the temp directory).
     run_dir: str | None = None
+    # /metrics (README, "Metrics"): served unless off; with a token, only to "Authorization: Bearer TOKEN".
+    metrics: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    # ``tornado-callback worker`` serves /metrics on this port of 127.0.0.1 (0: not at all).
+    metrics_port: int = 0
+    # Logs (README, "Logs"): the least level written, and one line of text or of JSON a record.
+    log_level: str = "INFO"
+    log_format: str = "text"
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -238,6 +249,20 @@ def path_list(text: str) -> tuple[str, ...]:
     return tuple(p for p in text.split(os.pathsep) if p)
 
 
+def log_level(text: str) -> str:
+    """A logging level's name: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case."""
+    if text.upper() not in LOG_LEVELS:
+        raise ValueError(text)
+    return text.upper()
+
+
+def log_format(text: str) -> str:
+    """text or json."""
+    if text.lower() not in LOG_FORMATS:
+        raise ValueError(text)
+    return text.lower()
+
+
 def build_settings(**flags: Any) -> Settings:
     """Settings from explicit flags (``None`` = not given), then the environment, then defaults."""
     defaults = Settings()
@@ -275,6 +300,11 @@ def build_settings(**flags: Any) -> Settings:
         "bwrap": str,
         "job_show_paths": path_list,
         "run_dir": str,
+        "metrics": switch,
+        "metrics_token": str,
+        "metrics_port": int,
+        "log_level": log_level,
+        "log_format": log_format,
     }
     for name, convert in converters.items():
         raw = flags.get(name)

@@ -19,6 +19,7 @@ from tornado_callback.errors import NotFound, ServiceError
 from tornado_callback.http.values import api_datetime
 from tornado_callback.jobs import queue as job_queue
 from tornado_callback.jobs.launch import job_url
+from tornado_callback.jobs.stats import JobTableStats, job_table_stats
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import (
@@ -96,6 +97,10 @@ class JobsService:
     def __init__(self, db: Database, accounts: Accounts) -> None:
         self.db = db
         self.accounts = accounts
+
+    async def table_stats(self) -> JobTableStats:
+        """Jobs by status and the pending queue's oldest job, for /metrics (no one's jobs in particular)."""
+        return await self.db.read(job_table_stats)
 
     def _visible(self, stmt: Any, principal: Principal) -> Any:
         if principal.is_superuser:
