@@ -13,12 +13,14 @@ from collections.abc import Callable
 from socket import socket
 
 import tornado.web
+from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from tornado_callback import __version__
 from tornado_callback.admin import handlers as admin
 from tornado_callback.callback import handlers as callback
 from tornado_callback.config import ConfigError, Settings
-from tornado_callback.http import ping
+from tornado_callback.http import ping, prometheus
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
 from tornado_callback.http.routes import Endpoint
@@ -27,6 +29,7 @@ from tornado_callback.inventory import handlers as inventory
 from tornado_callback.jobs import handlers as jobs
 from tornado_callback.jobs.sandbox import Sandbox, job_sandbox
 from tornado_callback.services import Services
+from tornado_callback.telemetry import metrics
 
 log = logging.getLogger("tornado_callback")
 SHUTDOWN_GRACE_SECONDS = 20.0
@@ -39,13 +42,14 @@ READ_CHUNK_BYTES = 4 * 1024
 
 def api_endpoints() -> list[Endpoint]:
     """Every endpoint the application serves: each domain's, declared beside its handlers."""
-    return [*ping.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints, *identity.endpoints,
-            *admin.endpoints]
+    return [*ping.endpoints, *prometheus.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints,
+            *identity.endpoints, *admin.endpoints]
 
 
-def make_app(services: Services) -> tornado.web.Application:
+def make_app(services: Services, endpoints: list[Endpoint] | None = None) -> tornado.web.Application:
+    """The application serving ``endpoints`` (default: every one, ``api_endpoints``)."""
     args = {"services": services}
-    endpoints = api_endpoints()
+    endpoints = endpoints or api_endpoints()
     return tornado.web.Application(
         [(e.pattern, e.handler, {**args, "endpoint": e}) for e in endpoints],
         default_handler_class=NotFoundHandler,
@@ -101,6 +105,8 @@ def serve(
     except OSError as e:
         raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}") from e
     processes = settings.processes if settings.processes > 0 else (os.cpu_count() or 1)
+    if processes > 1:
+        metrics.share_between_processes()  # before the fork, and before any metric is reported into
     index = fork_children(processes) if processes > 1 else 0
     asyncio.run(_serve(settings, sandbox, sockets, tls, on_ready if index == 0 else None))
 
@@ -130,9 +136,11 @@ def fork_children(count: int) -> int:
     while children:
         pid, status = os.wait()
         children.discard(pid)
+        metrics.process_stopped(pid)
         if os.waitstatus_to_exitcode(status) != 0 and not failed:
             failed = True
             forward(signal.SIGTERM, None)  # one process failing stops the rest: supervisors restart us
+    metrics.stop_sharing()
     os._exit(1 if failed else 0)
 
 
@@ -169,10 +177,14 @@ async def _serve(
     # first, so that no garbage of the start is kept for good.
     gc.collect()
     gc.freeze()
-    log.info("serving on %s:%s, at most %d connections at once", settings.host, settings.port, server.max_connections)
+    log.info("tornado-callback %s serving on %s:%s (process %d), database %s, resolvers in order: %s; "
+             "at most %d connections at once", __version__, settings.host, settings.port, os.getpid(),
+             database_kind(services), ", ".join(r.name for r in services.chain.resolvers) or "none",
+             server.max_connections)
     try:
         await stop.wait()
     finally:
+        log.info("shutting down (process %d): answering the requests in flight, then stopping", os.getpid())
         server.stop()
         # Answer what was asked before the signal, then close the connections;
         # requests cut off by that still finish their work before the database closes.
@@ -182,6 +194,11 @@ async def _serve(
         await in_flight.finish(SHUTDOWN_GRACE_SECONDS, later_ones=True)
         await workers.stop()
         await services.close()
+        log.info("stopped (process %d)", os.getpid())
+
+
+def database_kind(services: Services) -> str:
+    return "postgresql" if services.db.is_postgresql else "sqlite"
 
 
 async def run_workers(settings: Settings) -> None:
@@ -196,9 +213,29 @@ async def run_workers(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         workers = services.start_workers(sandbox)
+        # Its jobs' durations are in no server's /metrics: a worker serves its own when asked to.
+        scrape = worker_metrics_server(services) if settings.metrics_port else None
         print(f"tornado-callback worker {workers.worker_id} running "
               f"{settings.workers} job slot(s)", flush=True)
+        log.info("tornado-callback %s worker %s started (process %d), database %s, %d job slot(s)%s", __version__,
+                 workers.worker_id, os.getpid(), database_kind(services), settings.workers,
+                 f", /metrics on {settings.host}:{settings.metrics_port}" if scrape else "")
         await stop.wait()
+        log.info("worker %s shutting down: waiting for its jobs to stop", workers.worker_id)
+        if scrape is not None:
+            scrape.stop()
         await workers.stop()
     finally:
         await services.close()
+    log.info("stopped (process %d)", os.getpid())
+
+
+def worker_metrics_server(services: Services) -> HTTPServer:
+    """/metrics alone, on ``metrics_port`` of ``host``."""
+    settings = services.settings
+    server = HTTPServer(make_app(services, prometheus.endpoints), xheaders=False)
+    try:
+        server.listen(settings.metrics_port, settings.host)
+    except OSError as e:
+        raise ConfigError(f"cannot serve /metrics on {settings.host}:{settings.metrics_port}: {e.strerror}") from e
+    return server

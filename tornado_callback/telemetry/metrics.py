@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from prometheus_client import (
     REGISTRY,
@@ -115,24 +115,29 @@ def job_finished(status: str, seconds: float) -> None:
     JOB_DURATION.labels(status).observe(seconds)
 
 
-def share_between_processes(directory: Path) -> None:
-    """Keep every value in files under ``directory`` (emptied first), summed over processes at scrape time.
+def share_between_processes() -> None:
+    """Keep every value in files of a fresh private directory, summed over processes at scrape time.
 
     prometheus_client chooses where values live when it is first imported, from
     PROMETHEUS_MULTIPROC_DIR; ``serve --processes N`` decides after that import,
     so it sets both the variable and the value class (as prometheus_client's own
     multiprocess tests do). Call it before any metric is reported into and before forking.
     """
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True, mode=0o700)
-    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="tornado-callback-metrics-")
     values.ValueClass = values.MultiProcessValue()
 
 
 def process_stopped(pid: int) -> None:
-    """A server process ended: its gauges (none yet: only counters and histograms) no longer count."""
+    """A server process ended: its live gauges no longer count (its counters still do)."""
     if MULTIPROCESS_DIR_VARIABLE in os.environ:
         mark_process_dead(pid)
+
+
+def stop_sharing() -> None:
+    """Every process has ended: remove their files (the next start begins from zero, as counters do)."""
+    directory = os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def registry() -> CollectorRegistry | None:
