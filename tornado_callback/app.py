@@ -57,6 +57,7 @@ def make_app(services: Services, endpoints: list[Endpoint] | None = None) -> tor
         # Tornado's own "Uncaught exception" log carries no request body or
         # headers; keep it that way (no debug mode, no serve_traceback).
         serve_traceback=False,
+        log_function=log_request,  # without secrets in query strings
         requests_in_flight=RequestsInFlight(),  # read by handlers under IN_FLIGHT
         endpoints=endpoints,  # under ENDPOINTS: the OpenAPI document describes exactly these routes
     )

@@ -23,6 +23,7 @@ more than ``count``, as it counts its own at once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections import OrderedDict, deque
@@ -34,6 +35,9 @@ from tornado_callback.config import Settings
 from tornado_callback.errors import TooManyRequests
 from tornado_callback.store import queries
 from tornado_callback.store.database import Database
+from tornado_callback.telemetry import metrics
+
+log = logging.getLogger("tornado_callback.accounts.ratelimit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class Limit:
     window: float
     # What the 429 says, before "Try again in N seconds."
     refusal: str
+    # Whether the log may name the subject: not a user name, which may be a mistyped password.
+    subject_logged: bool = True
 
     @property
     def shared_from(self) -> int:
@@ -73,7 +79,7 @@ class Limits:
             Limit("bad_key_template", settings.bad_key_template_limit, settings.bad_key_window,
                   "Too many bad host_config_key attempts for this job template."),
             Limit("login_user", settings.login_user_limit, settings.login_window,
-                  "Too many failed logins for this user."),
+                  "Too many failed logins for this user.", subject_logged=False),
             Limit("login_address", settings.login_address_limit, settings.login_window,
                   "Too many failed logins from this address."),
         )
@@ -127,10 +133,13 @@ class FailureLimiter:
                 shared = await self.db.read(queries.recent_auth_failures, self._questions(doubtful, now))
                 self._learn(doubtful, shared)
                 now = time.time()
-            waits = [(wait, limit) for limit, subject in subjects
+            waits = [(wait, limit, subject) for limit, subject in subjects
                      if (wait := self._wait(limit, (limit.kind, subject), now)) is not None]
             if waits:
-                wait, limit = max(waits, key=lambda w: w[0])
+                wait, limit, subject = max(waits, key=lambda w: w[0])
+                metrics.rate_limit_refused(limit.kind)
+                log.warning("rate limit %s tripped%s: refused for %d s (%d failures in %g s allowed)", limit.kind,
+                            f" by {subject}" if limit.subject_logged else "", wait, limit.count, limit.window)
                 raise TooManyRequests(wait, limit.refusal)
         for limit, subject in subjects:
             key = (limit.kind, subject)

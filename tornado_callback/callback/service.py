@@ -48,6 +48,7 @@ from tornado_callback.store import queries
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import JobTemplate
 from tornado_callback.store.read_cache import ReadCache
+from tornado_callback.telemetry import metrics
 
 KEY_FIELD = "host_config_key"
 IDENTITY_FIELD = "cloud_identity"
@@ -120,13 +121,17 @@ class CallbackService:
         # The audit record (a callback_attempts row), filled in as the checks go.
         attempt: dict[str, Any] = {"peer_address": peer, "client_addresses": [peer], "status_code": 202}
         try:
-            return await self._launch(template_ref, peer, headers, body, attempt, started)
+            accepted = await self._launch(template_ref, peer, headers, body, attempt, started)
         except ServiceError as e:
             attempt["status_code"] = e.status
             attempt["msg"] = str(e.body.get("msg") or e.body.get("detail") or "")
             attempt["elapsed_ms"] = _ms_since(started)
             await self.db.write(queries.insert_attempt, attempt)
+            outcome = refusal_outcome(e.status, attempt["msg"])
+            metrics.callback_answered(attempt.get("job_template_id"), e.status, outcome, time.perf_counter() - started)
             raise
+        metrics.callback_answered(attempt["job_template_id"], 202, "accepted", time.perf_counter() - started)
+        return accepted
 
     async def _launch(
         self,
@@ -267,6 +272,19 @@ def simulated_request(peer: str, address: str | None, header_lines: Sequence[str
             raise ServiceError.detail(f"header {line!r} must look like 'Name: value'.")
         headers.append((name.strip(), value.strip()))
     return CallbackRequest(peer=peer, headers=tuple(headers))
+
+
+# A refusal's outcome label on /metrics, by status; a 400 by its message, when it is one of matching's.
+REFUSAL_OUTCOMES = {403: "forbidden", 404: "not_found", 413: "too_large", 415: "unsupported_media_type",
+                    429: "rate_limited"}
+MATCHING_OUTCOMES = {MSG_NO_MATCH: "no_match", MSG_MULTIPLE: "multiple", MSG_NO_INVENTORY: "no_inventory"}
+
+
+def refusal_outcome(status: int, msg: str) -> str:
+    """What a refused callback came to, in a word out of a fixed few (never the message itself)."""
+    if status == 400:
+        return MATCHING_OUTCOMES.get(msg, "bad_request")
+    return REFUSAL_OUTCOMES.get(status, "refused")
 
 
 def key_matches(expected: str, given: Any) -> bool:

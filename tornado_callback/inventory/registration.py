@@ -17,6 +17,7 @@ Only the verified facts become variables: never anything else of the callback's 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ from tornado_callback.inventory.index import HostIndexWriter
 from tornado_callback.plugin.resolver import INSTANCE_KIND, CloudIdentity, HostRef
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Group, GroupHost, Host, HostKey, Inventory, utcnow
+from tornado_callback.telemetry import metrics
+
+log = logging.getLogger("tornado_callback.inventory.registration")
 
 WINDOW = dt.timedelta(minutes=1)
 MSG_TOO_MANY = "Too many hosts registered by callback in this inventory."
@@ -131,8 +135,11 @@ class HostRegistrar:
             .order_by(Host.created.desc()).limit(self.per_minute + 1)))
         if len(recent) > self.per_minute:
             # Once the oldest of these leaves the window, this one fits.
-            wait = (recent[-1] + WINDOW - now).total_seconds()
-            raise TooManyRequests(max(1, math.ceil(wait)), MSG_TOO_MANY)
+            wait = max(1, math.ceil((recent[-1] + WINDOW - now).total_seconds()))
+            metrics.rate_limit_refused("registrations")
+            log.warning("rate limit registrations tripped by inventory %s: refused for %d s (%d a minute allowed)",
+                        inventory_id, wait, self.per_minute)
+            raise TooManyRequests(wait, MSG_TOO_MANY)
 
     async def _join_group(self, session: AsyncSession, inventory_id: int, host_id: int, group: str) -> None:
         """Into ``group``, created if missing (insert-or-conflict too: registrations of two

@@ -41,6 +41,7 @@ from tornado_callback.inventory.apply import SyncOptions, apply_inventory
 from tornado_callback.inventory.service import Inventories
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import InventorySource, InventoryUpdate, utcnow
+from tornado_callback.telemetry import metrics
 
 log = logging.getLogger("tornado_callback.inventory.sync")
 
@@ -53,6 +54,13 @@ STDIN_SOURCE_NAME = "import (stdin)"
 
 def _source_gone(update_id: int) -> None:
     log.info("inventory update %s: its source was deleted during the sync; nothing stored", update_id)
+
+
+def _ended(update: InventoryUpdate) -> float:
+    """Counts an update whose end is committed on /metrics; the seconds it ran."""
+    seconds = (update.finished - update.started).total_seconds() if update.finished and update.started else 0.0
+    metrics.sync_finished(update.status, seconds)
+    return seconds
 
 
 def import_source(path: str | None) -> tuple[str, str]:
@@ -246,6 +254,8 @@ class InventorySync:
             update.started = utcnow()
             source.last_update_id = update.id
             await session.commit()
+        log.info("inventory update %s started: source %s of inventory %s, %s launch",
+                 update_id, source.id, source.inventory_id, update.launch_type)
         stderr = ""
         try:
             if payload is None:
@@ -293,12 +303,14 @@ class InventorySync:
             update.result_stdout = excerpt(stderr + summary)
             fresh_source.last_successful_update = update.finished
             await session.commit()
-            return update
+        seconds = _ended(update)
+        log.info("inventory update %s finished: successful after %.1f s; source %s of inventory %s: %s",
+                 update_id, seconds, source.id, source.inventory_id, summary.strip())
+        return update
 
     async def _finish(
         self, update_id: int, status: str, output: str, explanation: str
     ) -> InventoryUpdate | None:
-        log.warning("inventory update %s %s: %s", update_id, status, explanation)
         async with self.db.session() as session:
             update = await session.get(InventoryUpdate, update_id)
             if update is None:
@@ -308,7 +320,8 @@ class InventorySync:
             update.result_stdout = excerpt(output)
             update.job_explanation = explanation
             await session.commit()
-            return update
+        log.warning("inventory update %s finished: %s after %.1f s: %s", update_id, status, _ended(update), explanation)
+        return update
 
     async def close(self) -> None:
         """Stop syncs still running (their subprocesses are killed) before the database goes."""

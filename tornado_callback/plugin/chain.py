@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from tornado_callback.plugin.resolver import (
     ResolutionState,
     ResolverResult,
 )
+from tornado_callback.telemetry.metrics import ResolverReport
+
+log = logging.getLogger("tornado_callback.plugin.chain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class ResolverChain:
         self.resolvers: tuple[RankedResolver, ...] = tuple(
             sorted(ranked, key=lambda r: (-r.priority, r.name))
         )
+        self._reports = tuple(ResolverReport(r.name) for r in self.resolvers)
 
     def index_keys(self, host_name: str, variables: Mapping[str, Any]) -> set[IndexKey]:
         keys: set[IndexKey] = set()
@@ -135,7 +140,7 @@ class ResolverChain:
         state = ResolutionState(client_addresses=(request.peer,))
         trace: list[TraceEntry] = []
         candidates: tuple[HostRef, ...] = ()
-        for ranked in self.resolvers:
+        for ranked, report in zip(self.resolvers, self._reports, strict=True):
             started = time.perf_counter()
             result, outcome, evidence = await self._run_one(ranked, request, state, hosts)
             found: tuple[HostRef, ...] = ()
@@ -152,13 +157,15 @@ class ResolverChain:
                         evidence.append("narrowed the earlier candidates to one host")
                         found = narrowed
                 outcome = "ambiguous" if len(found) > 1 else "matched" if found else "no_match"
+            elapsed = time.perf_counter() - started
+            report.ran(outcome, elapsed)
             trace.append(TraceEntry(
                 resolver=ranked.name,
                 priority=ranked.priority,
                 outcome=outcome,
                 evidence=tuple(evidence),
                 hosts=tuple([h.name for h in found]),
-                elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+                elapsed_ms=round(elapsed * 1000, 3),
             ))
             if outcome == "matched":
                 return self._finish("matched", found, ranked.name, state, trace)
@@ -180,12 +187,17 @@ class ResolverChain:
         try:
             result = await within(ranked.resolver.resolve(request, state, hosts), ranked.timeout)
         except TimeoutError:
+            log.warning("resolver %s: timeout, no answer within %gs", ranked.name, ranked.timeout)
             return None, "timeout", [f"no answer within {ranked.timeout:g}s"]
         except Exception as e:  # a plugin's bug must not become a 500
+            # With its traceback at DEBUG only: a callback may bring a resolver's bug back every second.
+            log.warning("resolver %s: error: %s: %s", ranked.name, type(e).__name__, e,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
             return None, "error", [f"{type(e).__name__}: {e}"]
         if result is None:
             return None, "skipped", []
         if not isinstance(result, ResolverResult):
+            log.warning("resolver %s: error: returned %s, not a ResolverResult", ranked.name, type(result).__name__)
             return None, "error", [f"returned {type(result).__name__}, not a ResolverResult"]
         return result, "no_match", [str(line) for line in result.evidence]
 

@@ -22,6 +22,7 @@ import pycares
 
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.plugin.addresses import normalise_address, normalise_name
+from tornado_callback.telemetry.metrics import DNSCacheReport
 
 # Callers choose the addresses looked up (an IPv6 /64 holds plenty): bound the memory.
 MAX_CACHE_ENTRIES = 10_000
@@ -93,6 +94,7 @@ class DNSLookup:
         self.settings = settings
         self._resolver: aiodns.DNSResolver | None = None
         self._cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        self._report = DNSCacheReport()
         self._inflight: dict[tuple[str, str], asyncio.Task[tuple[str, ...]]] = {}
 
     def _channel(self) -> aiodns.DNSResolver:
@@ -134,7 +136,9 @@ class DNSLookup:
         cache_key = (kind, key)
         hit = self._cache.get(cache_key)
         if hit is not None and hit[0] > time.monotonic():
+            self._report.hit()
             return hit[1]
+        self._report.miss()
         task = self._inflight.get(cache_key)
         if task is None:
             task = asyncio.ensure_future(self._fetch_and_cache(cache_key, fetch))
