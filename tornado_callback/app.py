@@ -21,6 +21,7 @@ from tornado_callback.admin import handlers as admin
 from tornado_callback.callback import handlers as callback
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.http import ping, prometheus
+from tornado_callback.http.access_log import log_request
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
 from tornado_callback.http.routes import Endpoint
