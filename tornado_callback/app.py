@@ -20,6 +20,7 @@ from tornado_callback import __version__
 from tornado_callback.admin import handlers as admin
 from tornado_callback.callback import handlers as callback
 from tornado_callback.config import ConfigError, Settings
+from tornado_callback.console.pages import console_routes
 from tornado_callback.http import ping, prometheus
 from tornado_callback.http.access_log import log_request
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
@@ -50,9 +51,11 @@ def api_endpoints() -> list[Endpoint]:
 def make_app(services: Services, endpoints: list[Endpoint] | None = None) -> tornado.web.Application:
     """The application serving ``endpoints`` (default: every one, ``api_endpoints``)."""
     args = {"services": services}
+    # The console comes with the whole API, after it: a callback is routed as it was without it.
+    console = console_routes(services) if endpoints is None else []
     endpoints = endpoints or api_endpoints()
     return tornado.web.Application(
-        [(e.pattern, e.handler, {**args, "endpoint": e}) for e in endpoints],
+        [*((e.pattern, e.handler, {**args, "endpoint": e}) for e in endpoints), *console],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         # Tornado's own "Uncaught exception" log carries no request body or

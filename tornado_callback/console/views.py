@@ -1,0 +1,67 @@
+"""What the pages show, worked out from the services' answers: outcomes, filters, ready commands."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Trace outcomes (API.md section 1) and the badge each is drawn with; anything else is drawn as unknown.
+TRACE_OUTCOMES = frozenset({"matched", "ambiguous", "no_match", "skipped", "error", "timeout"})
+# The callback's refusals, by the ``msg`` AWX answers them with (API.md section 1).
+MSG_NO_MATCH = "No matching host could be found!"
+MSG_AMBIGUOUS = "Multiple hosts matched the request!"
+# Tails of job output a page carries: every page stays under 100 KB; the API has the whole text.
+OUTPUT_TAIL_CHARS = 60_000
+
+
+def badge(outcome: Any) -> str:
+    """The CSS class of an outcome's badge: never the value itself, which a stored trace carries."""
+    return f"badge-{outcome}" if outcome in TRACE_OUTCOMES else "badge-unknown"
+
+
+@dataclass(frozen=True)
+class AttemptFilter:
+    """An outcome the attempts can be filtered by, as the audit trail's filters and search express it."""
+
+    label: str
+    status_code: str
+    msg: str = ""
+
+
+ATTEMPT_FILTERS = {
+    "launched": AttemptFilter("launched", "202"),
+    "no_match": AttemptFilter("no match", "400", MSG_NO_MATCH),
+    "ambiguous": AttemptFilter("ambiguous", "400", MSG_AMBIGUOUS),
+    "refused": AttemptFilter("refused (key, identity)", "403"),
+    "rate_limited": AttemptFilter("rate limited", "429"),
+}
+
+
+def attempt_outcome(attempt: Mapping[str, Any]) -> str:
+    """An attempt's outcome as a trace outcome (its badge): launched is matched."""
+    status, msg = attempt.get("status_code"), attempt.get("msg")
+    if status == 202:
+        return "matched"
+    if msg == MSG_NO_MATCH:
+        return "no_match"
+    if msg == MSG_AMBIGUOUS:
+        return "ambiguous"
+    return "error"
+
+
+def callback_url(base: str, template_id: int) -> str:
+    return f"{base}/api/v2/job_templates/{template_id}/callback/"
+
+
+def curl_line(url: str, key: str | None) -> str:
+    """The host's side of a callback as a ready command; a placeholder for who may not see the key."""
+    value = shlex.quote(f"host_config_key={key}") if key else '"host_config_key=$HOST_CONFIG_KEY"'
+    return f"curl -s -i --data-urlencode {value} {shlex.quote(url)}"
+
+
+def output_tail(text: str, since: int = 0) -> tuple[str, int]:
+    """The output from character ``since`` on, at most its last OUTPUT_TAIL_CHARS, and where it ends."""
+    start = max(since, len(text) - OUTPUT_TAIL_CHARS, 0)
+    return text[start:], len(text)
