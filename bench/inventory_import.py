@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
-from tornado_callback.cli import import_inventory
+from tornado_callback.cli.inventory import import_inventory
 from tornado_callback.config import Settings, normalise_database_url
 from tornado_callback.plugin.manager import make_plugin_manager
 from tornado_callback.services import Services
