@@ -71,8 +71,25 @@ def _accepts(port: int) -> bool:
 @contextmanager
 def nginx_proxy(tmp_path: Path, upstream_port: int) -> Iterator[int]:
     """nginx on a free port relaying to 127.0.0.1:upstream_port, appending X-Forwarded-For."""
-    nginx = require("nginx")
     port = free_port()
+    with nginx(tmp_path, port, f"""
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream_port};
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+"""):
+        yield port
+
+
+@contextmanager
+def nginx(tmp_path: Path, port: int, sites: str) -> Iterator[None]:
+    """nginx serving ``sites`` (the inside of its http block: what a site file holds), ready
+    once it accepts connections on ``port``."""
+    program = require("nginx")
     root = tmp_path / "nginx"
     root.mkdir()
     conf = root / "nginx.conf"
@@ -89,18 +106,11 @@ http {{
     fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi;
     scgi_temp_path {root}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream_port};
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }}
-    }}
+{sites}
 }}
 """)
-    with running([nginx, "-p", str(root), "-c", str(conf)], lambda: _accepts(port), root / "out.log"):
-        yield port
+    with running([program, "-p", str(root), "-c", str(conf)], lambda: _accepts(port), root / "out.log"):
+        yield
 
 
 def _answers_dns(port: int) -> bool:
