@@ -21,7 +21,7 @@ from tornado_callback.admin import handlers as admin
 from tornado_callback.callback import handlers as callback
 from tornado_callback.config import ConfigError, Settings
 from tornado_callback.console.pages import console_routes
-from tornado_callback.http import ping, prometheus
+from tornado_callback.http import ping, prometheus, root
 from tornado_callback.http.access_log import log_request
 from tornado_callback.http.base import IN_FLIGHT, NotFoundHandler, RequestsInFlight
 from tornado_callback.http.connections import CappedHTTPServer, connection_cap, raise_descriptor_limit
@@ -44,8 +44,8 @@ READ_CHUNK_BYTES = 4 * 1024
 
 def api_endpoints() -> list[Endpoint]:
     """Every endpoint the application serves: each domain's, declared beside its handlers."""
-    return [*ping.endpoints, *prometheus.endpoints, *callback.endpoints, *jobs.endpoints, *inventory.endpoints,
-            *identity.endpoints, *admin.endpoints]
+    return [*root.endpoints, *ping.endpoints, *prometheus.endpoints, *callback.endpoints, *jobs.endpoints,
+            *inventory.endpoints, *identity.endpoints, *admin.endpoints]
 
 
 def make_app(services: Services, endpoints: list[Endpoint] | None = None) -> tornado.web.Application:
