@@ -61,6 +61,9 @@ DNS_CACHE_LOOKUPS = Counter(
     "tornado_callback_dns_cache_lookups_total", "DNS cache lookups, by result (hit or miss)", ["result"])
 
 
+ALL = (CALLBACKS, CALLBACK_DURATION, RESOLVER_OUTCOMES, RESOLVER_DURATION, JOB_DURATION, INVENTORY_SYNCS,
+       INVENTORY_SYNC_DURATION, RATE_LIMIT_REFUSALS, DNS_CACHE_LOOKUPS)
+
 # What a resolver's run may come to (plugin/resolver.py Outcome).
 RESOLVER_OUTCOME_NAMES = ("matched", "ambiguous", "no_match", "skipped", "timeout", "error")
 
@@ -121,10 +124,14 @@ def share_between_processes() -> None:
     prometheus_client chooses where values live when it is first imported, from
     PROMETHEUS_MULTIPROC_DIR; ``serve --processes N`` decides after that import,
     so it sets both the variable and the value class (as prometheus_client's own
-    multiprocess tests do). Call it before any metric is reported into and before forking.
+    multiprocess tests do). Call it before forking, and before any metric is reported into:
+    series looked up before (``serve`` starts the services once to check them) are
+    dropped, so that the processes look them up again, kept in files.
     """
     os.environ[MULTIPROCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="tornado-callback-metrics-")
     values.ValueClass = values.MultiProcessValue()
+    for metric in ALL:
+        metric.clear()
 
 
 def process_stopped(pid: int) -> None:
