@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import time
@@ -52,14 +53,26 @@ def _running_playbooks() -> dict[tuple[int, float], psutil.Process]:
 PLAYBOOKS_BEFORE_THE_SESSION = frozenset(_running_playbooks())
 
 
-def _playbooks_started_by_this_session() -> list[psutil.Process]:
-    return [p for key, p in _running_playbooks().items() if key not in PLAYBOOKS_BEFORE_THE_SESSION]
+def _playbooks_started_by_this_session(basetemp: Path) -> list[psutil.Process]:
+    """Those started since the session began that are this session's: they name its
+    temporary directory (where the tests' runs are) or descend from it. Another pytest
+    session running at the same time has playbooks of its own."""
+    own = []
+    for key, process in _running_playbooks().items():
+        if key in PLAYBOOKS_BEFORE_THE_SESSION:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if any(str(basetemp) in arg for arg in process.info["cmdline"]) \
+                    or os.getpid() in {parent.pid for parent in process.parents()}:
+                own.append(process)
+    return own
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A run that leaves an ansible-playbook behind fails: a stopped job must leave nothing running."""
     deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
-    while (left := _playbooks_started_by_this_session()) and time.monotonic() < deadline:
+    basetemp = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    while (left := _playbooks_started_by_this_session(basetemp)) and time.monotonic() < deadline:
         time.sleep(0.2)
     if not left:
         return
