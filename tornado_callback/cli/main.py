@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from tornado_callback.config import ConfigError, Settings, build_settings
 from tornado_callback.errors import ServiceError
 from tornado_callback.services import Services
 from tornado_callback.store.database import DatabaseUnavailable
+from tornado_callback.telemetry import logs
 
 # A ServiceError is the admin API's refusal, printed in one line: the commands that
 # write go through the API's service, as the local superuser, with its checks.
@@ -60,27 +60,14 @@ async def run_command(func: Command, settings: Settings, args: argparse.Namespac
         await services.close()
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Every request is logged (tornado.access). What LOG_FORMAT does not show
-    # need not be collected for each record: the caller's frame, the thread and
-    # process names (the logging HOWTO, "Optimization").
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-
-
 def run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k, None) for k in (
-        "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile", "workers")}
+        "database_url", "plugins", "host", "port", "processes", "certfile", "keyfile", "workers",
+        "log_level", "log_format", "metrics_port")}
     if getattr(args, "no_worker", False):
         flags["workers"] = 0
     settings = build_settings(**flags)
+    logs.configure(settings.log_level, settings.log_format)
     if args.settings_func is not None:
         return args.settings_func(settings, args)
     return asyncio.run(run_command(args.func, settings, args))
@@ -88,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    configure_logging()
+    logs.configure()  # until the settings say otherwise, and for an error in them
     try:
         status = run(args)
         sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled below
