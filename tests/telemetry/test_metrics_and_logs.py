@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -23,9 +24,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ServerProcess, run_cli
+from tests.conftest import plugins_config_for, run_isolated
+from tests.helpers import ServerProcess
 from tests.jobs_support import LOCALHOST_VARS
 from tornado_callback import __version__
+from tornado_callback.accounts.service import LOCAL_ADMIN
+from tornado_callback.config import Settings
+from tornado_callback.services import Services
 
 KEY = "the-template-key-4f9a"
 OTHER_KEY = "the-other-key-77c1"
@@ -34,6 +39,7 @@ PASSWORD = "admin-password-93kd"
 METRICS_TOKEN = "scrape-token-x81q"
 SECRETS = (KEY, OTHER_KEY, WRONG_KEY, PASSWORD, METRICS_TOKEN)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+DATABASE = "tornado-callback.db"  # serve's default, in its working directory
 
 
 @dataclass
@@ -65,32 +71,41 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def prepare(workdir: Path) -> None:
+def prepare(workdir: Path, migrated: Path) -> None:
     """An admin, a template on 127.0.0.1's host, and a template on an inventory of another host
-    whose update-on-launch source was never synced."""
+    whose update-on-launch source was never synced; written through the admin service (what the
+    CLI would do, without a process each)."""
     project = workdir / "project"
     project.mkdir()
     (project / "hello.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
     (workdir / "elsewhere.ini").write_text("far-away ansible_host=192.0.2.10\n")
-    steps = [
-        ("user", "create", "admin", "--superuser", "--password-stdin"),
-        ("inventory", "create", "here"),
-        ("host", "add", "here", "localhost", *(f"--var={k}={v}" for k, v in LOCALHOST_VARS.items())),
-        ("template", "create", "configure", "--inventory", "here", "--playbook", "hello.yml",
-         "--project-dir", str(project), "--host-config-key", KEY),
-        ("inventory", "create", "elsewhere"),
-        ("inventory", "source", "add", "elsewhere", "file", "--path", str(workdir / "elsewhere.ini"),
-         "--update-on-launch"),
-        ("template", "create", "far", "--inventory", "elsewhere", "--playbook", "hello.yml",
-         "--project-dir", str(project), "--host-config-key", OTHER_KEY),
-    ]
-    for step in steps:
-        done = run_cli(*step, cwd=workdir, input=PASSWORD)
-        assert done.returncode == 0, (step, done.stdout, done.stderr)
+    shutil.copy(migrated, workdir / DATABASE)
+
+    async def seed() -> None:
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{workdir / DATABASE}", plugins=plugins_config_for())
+        services = await Services.start(settings, upgrade=False)
+        try:
+            async def create(resource: str, **values: object) -> int:
+                return (await services.admin.create(resource, LOCAL_ADMIN, values))["id"]
+
+            await create("users", username="admin", password=PASSWORD, is_superuser=True)
+            here = await create("inventories", name="here")
+            await create("hosts", inventory=here, name="localhost", variables=LOCALHOST_VARS)
+            assert await create("job_templates", name="configure", inventory=here, playbook="hello.yml",
+                                project_dir=str(project), host_config_key=KEY) == 1
+            elsewhere = await create("inventories", name="elsewhere")
+            await create("inventory_sources", name="file", inventory=elsewhere, source="file",
+                         source_path=str(workdir / "elsewhere.ini"), update_on_launch=True)
+            assert await create("job_templates", name="far", inventory=elsewhere, playbook="hello.yml",
+                                project_dir=str(project), host_config_key=OTHER_KEY) == 2
+        finally:
+            await services.close()
+
+    run_isolated(seed())
 
 
-def run_sequence(workdir: Path, *serve_args: str) -> Run:
-    prepare(workdir)
+def run_sequence(workdir: Path, migrated: Path, *serve_args: str) -> Run:
+    prepare(workdir, migrated)
     server = ServerProcess(*serve_args, cwd=workdir, TORNADO_CALLBACK_BAD_KEY_LIMIT="1",
                            TORNADO_CALLBACK_METRICS_TOKEN=METRICS_TOKEN)
     try:
@@ -123,13 +138,13 @@ def run_sequence(workdir: Path, *serve_args: str) -> Run:
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run_sequence(tmp_path_factory.mktemp("one"), "--log-level", "DEBUG", "--log-format", "text")
+def one_process(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Run:
+    return run_sequence(tmp_path_factory.mktemp("one"), sqlite_template, "--log-level", "DEBUG", "--log-format", "text")
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run_sequence(tmp_path_factory.mktemp("two"), "--processes", "2", "--log-format", "json")
+def two_processes(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Run:
+    return run_sequence(tmp_path_factory.mktemp("two"), sqlite_template, "--processes", "2", "--log-format", "json")
 
 
 @pytest.mark.parametrize("run", ["one_process", "two_processes"])
