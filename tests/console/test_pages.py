@@ -28,35 +28,48 @@ def settings(database_url, plugins_config):
                     login_user_limit=LOGIN_LIMIT)
 
 
+# Users by name: the role each holds on the template (root is a superuser, outsider holds none).
+ROLES = {"root": None, "editor": "admin", "reader": "read", "outsider": None}
+
+
 @pytest.fixture
 def world(io_loop, services, seed):
-    """A template whose inventory has web1 (10.0.0.5) and two hosts at 10.0.0.7, one named with HTML;
-    users: a superuser, the template's admin (editor), a reader of it, and one without any role."""
-    async def make():
-        world = await seed({"web1": {"ansible_host": "10.0.0.5"}, "local": {"ansible_host": "127.0.0.1"},
-                            SCRIPT_HOST: {"ansible_host": "10.0.0.7"}, "twin": {"ansible_host": "10.0.0.7"}},
-                           name="provision-web", key="k3y-Of-The-Template")
-        await services.accounts.create_user("root", "root-pw", superuser=True)
-        for name, role in (("editor", "admin"), ("reader", "read"), ("outsider", None)):
-            await services.accounts.create_user(name, f"{name}-pw")
-            if role:
-                await services.accounts.grant(name, "job_template", world.template_id, role)
-        return world
+    """A template whose inventory has web1 (10.0.0.5), local (127.0.0.1) and two hosts at 10.0.0.7,
+    one of them named with HTML."""
+    return io_loop.run_sync(lambda: seed(
+        {"web1": {"ansible_host": "10.0.0.5"}, "local": {"ansible_host": "127.0.0.1"},
+         SCRIPT_HOST: {"ansible_host": "10.0.0.7"}, "twin": {"ansible_host": "10.0.0.7"}},
+        name="provision-web", key="k3y-Of-The-Template"))
 
-    return io_loop.run_sync(make)
+
+@pytest.fixture
+def account(services, world):
+    """Factory: the user NAME of ROLES, password NAME-pw, made when a test first needs it
+    (each password hash costs a fraction of a second, on purpose)."""
+    async def make(name):
+        await services.accounts.create_user(name, f"{name}-pw", superuser=name == "root")
+        if ROLES[name]:
+            await services.accounts.grant(name, "job_template", world.template_id, ROLES[name])
+        return name
+
+    return make
+
+
+@pytest.fixture
+def log_in(account, console_user):
+    async def make(name):
+        user = console_user()
+        response = await user.login(await account(name), f"{name}-pw")
+        assert response.code == 302, response.body
+        return user
+
+    return make
 
 
 async def callback(fetch, world, *, forwarded_for=None):
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     return await fetch(f"/api/v2/job_templates/{world.template_id}/callback/", method="POST",
                        body=f"host_config_key={world.key}", headers=headers)
-
-
-async def logged_in(console_user, name):
-    user = console_user()
-    response = await user.login(name, f"{name}-pw")
-    assert response.code == 302, response.body
-    return user
 
 
 def text(response):
@@ -78,9 +91,9 @@ async def test_every_page_needs_a_session(world, console_user):
 
 
 @pytest.mark.gen_test
-async def test_a_session_is_an_http_only_lax_cookie_of_the_console_until_logout(world, console_user):
+async def test_a_session_is_an_http_only_lax_cookie_of_the_console_until_logout(world, account, console_user):
     user = console_user()
-    login = await user.login("editor", "editor-pw")
+    login = await user.login(await account("editor"), "editor-pw")
     assert login.headers["Location"] == "/console/"
     session = next(h for h in user.set_cookie_headers if h.startswith("tcb_console="))
     assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/console/" in session
@@ -108,8 +121,9 @@ async def test_a_trusted_proxy_saying_https_gets_secure_cookies(world, console_u
 
 
 @pytest.mark.gen_test
-async def test_a_wrong_password_is_refused_and_the_apis_login_limit_applies(world, console_user):
+async def test_a_wrong_password_is_refused_and_the_apis_login_limit_applies(world, account, console_user):
     user = console_user()
+    await account("editor")
     for _ in range(LOGIN_LIMIT):
         wrong = await user.post("/console/login/", {"username": "editor", "password": "nope"},
                                 form_page="/console/login/")
@@ -122,11 +136,11 @@ async def test_a_wrong_password_is_refused_and_the_apis_login_limit_applies(worl
 
 
 @pytest.mark.gen_test
-async def test_a_user_without_a_role_sees_no_template_of_others(world, console_user, fetch, services):
+async def test_a_user_without_a_role_sees_no_template_of_others(world, log_in, fetch):
     launched = await callback(fetch, world)
     assert launched.code == 202
     job_id = int(launched.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    outsider = await logged_in(console_user, "outsider")
+    outsider = await log_in("outsider")
     home = await outsider.get("/console/")
     assert home.code == 200 and "provision-web" not in text(home) and "0 templates" in text(home)
     jobs = await outsider.get("/console/jobs/")
@@ -139,8 +153,8 @@ async def test_a_user_without_a_role_sees_no_template_of_others(world, console_u
 
 
 @pytest.mark.gen_test
-async def test_the_key_is_in_no_page_of_a_user_who_may_not_edit(world, console_user):
-    reader = await logged_in(console_user, "reader")
+async def test_the_key_is_in_no_page_of_a_user_who_may_not_edit(world, log_in):
+    reader = await log_in("reader")
     home = text(await reader.get("/console/"))
     assert "provision-web" in home and f"/api/v2/job_templates/{world.template_id}/callback/" in home
     assert world.key not in home
@@ -150,14 +164,14 @@ async def test_the_key_is_in_no_page_of_a_user_who_may_not_edit(world, console_u
         refused = await reader.get(path)
         assert refused.code == 403 and world.key not in text(refused)
 
-    editor = await logged_in(console_user, "editor")
+    editor = await log_in("editor")
     shown = text(await editor.get("/console/"))
     assert f"host_config_key={world.key}" in shown
 
 
 @pytest.mark.gen_test
-async def test_a_form_posted_without_the_xsrf_token_is_refused(world, console_user):
-    editor = await logged_in(console_user, "editor")
+async def test_a_form_posted_without_the_xsrf_token_is_refused(world, log_in, console_user):
+    editor = await log_in("editor")
     explain = f"/console/templates/{world.template_id}/explain/"
     refused = await editor.post(explain, {"address": "10.0.0.5"})
     assert refused.code == 403 and "web1" not in text(refused)
@@ -172,8 +186,8 @@ async def test_a_form_posted_without_the_xsrf_token_is_refused(world, console_us
 
 
 @pytest.mark.gen_test
-async def test_explain_behind_a_trusted_proxy_shows_the_matched_host_and_its_trace(world, console_user):
-    editor = await logged_in(console_user, "editor")
+async def test_explain_behind_a_trusted_proxy_shows_the_matched_host_and_its_trace(world, log_in):
+    editor = await log_in("editor")
     explain = f"/console/templates/{world.template_id}/explain/"
     page = text(await editor.post(explain, {"address": "127.0.0.1", "headers": "X-Forwarded-For: 10.0.0.5"},
                                   form_page=explain))
@@ -187,11 +201,11 @@ async def test_explain_behind_a_trusted_proxy_shows_the_matched_host_and_its_tra
 
 
 @pytest.mark.gen_test
-async def test_attempts_are_listed_with_their_traces_and_filtered(world, console_user, fetch):
+async def test_attempts_are_listed_with_their_traces_and_filtered(world, log_in, fetch):
     assert (await callback(fetch, world)).code == 202  # from 127.0.0.1: host local
     assert (await callback(fetch, world, forwarded_for="10.9.9.9")).code == 400  # no host there
     assert (await callback(fetch, world, forwarded_for="10.0.0.7")).code == 400  # two hosts there
-    editor = await logged_in(console_user, "editor")
+    editor = await log_in("editor")
     page_path = f"/console/templates/{world.template_id}/"
     page = text(await editor.get(page_path))
     assert "3 attempts" in page
@@ -206,7 +220,7 @@ async def test_attempts_are_listed_with_their_traces_and_filtered(world, console
 
 
 @pytest.mark.gen_test
-async def test_html_in_host_names_evidence_and_job_output_shows_as_text(world, console_user, fetch, services):
+async def test_html_in_host_names_evidence_and_job_output_shows_as_text(world, log_in, fetch, services):
     assert (await callback(fetch, world, forwarded_for="10.0.0.7")).code == 400
     assert (await callback(fetch, world, forwarded_for="<img src=x onerror=alert(2)>")).code == 400
     async with services.db.session() as session:
@@ -214,7 +228,7 @@ async def test_html_in_host_names_evidence_and_job_output_shows_as_text(world, c
                   status="successful", launch_type="manual", result_stdout="ok: [<b>web1</b>] <script>alert(3)</script>")
         session.add(job)
         await session.commit()
-    root = await logged_in(console_user, "root")
+    root = await log_in("root")
     attempts = text(await root.get(f"/console/templates/{world.template_id}/"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in attempts and SCRIPT_HOST not in attempts
     assert "&lt;img src=x onerror=alert(2)&gt;" in attempts and "<img" not in attempts
@@ -227,8 +241,9 @@ async def test_html_in_host_names_evidence_and_job_output_shows_as_text(world, c
 
 
 @pytest.mark.gen_test
-async def test_an_api_path_asked_for_html_stays_json(world, fetch):
+async def test_an_api_path_asked_for_html_stays_json(world, account, fetch):
     html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    await account("root")
     explained = await fetch(f"/api/v2/job_templates/{world.template_id}/callback/",
                             headers={**html, **basic_auth("root", "root-pw")})
     assert explained.code == 200

@@ -21,7 +21,7 @@ from tornado_callback.console.views import (
     output_tail,
 )
 from tornado_callback.errors import ServiceError
-from tornado_callback.http.values import MAX_PAGE_SIZE, parse_id
+from tornado_callback.http.values import MAX_PAGE_SIZE, api_datetime, parse_id
 from tornado_callback.inventory.handlers import update_view
 from tornado_callback.jobs.service import JobFilters, can_cancel, job_summary
 
@@ -197,7 +197,8 @@ class JobOutput(ConsoleHandler):
         since = self.int_argument("since", 0, 0, 2**31)
         output, length = output_tail(job.result_stdout or "", since)
         self.set_header("Cache-Control", "no-store")
-        self.write_json({"status": job.status, "active": can_cancel(job), "output": output, "length": length})
+        self.write_json({"status": job.status, "active": can_cancel(job), "finished": api_datetime(job.finished),
+                         "output": output, "length": length})
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")

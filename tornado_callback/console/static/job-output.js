@@ -4,6 +4,7 @@
   "use strict";
   var output = document.getElementById("job-output");
   var status = document.getElementById("job-status");
+  var finished = document.getElementById("job-finished");
   if (!output || output.dataset.active !== "yes") { return; }
   var length = Number(output.dataset.length) || 0;
   var POLL_MS = 1000;
@@ -20,6 +21,7 @@
         length = job.length;
         status.textContent = job.status;
         status.className = "status status-" + job.status;
+        finished.textContent = job.finished || "";
         if (atBottom) { output.scrollTop = output.scrollHeight; }
         if (job.active) { window.setTimeout(follow, POLL_MS); }
         else { output.dataset.active = "no"; }
