@@ -35,5 +35,7 @@ async def test_the_versions_and_the_way_in(fetch):
                                              "current_version": "/api/v2/", "available_versions": {"v2": "/api/v2/"}}
     assert json.loads((await fetch("/api/v2")).body)["ping"] == "/api/v2/ping/"
     home = await fetch("/", follow_redirects=False)
-    assert (home.code, home.headers["Location"]) == (302, "/api/v2/")
-    assert json.loads((await fetch("/")).body)["ping"] == "/api/v2/ping/"  # where a browser lands
+    assert (home.code, home.headers["Location"]) == (302, "/console/")
+    landed = await fetch("/")  # where a browser lands: the console, which asks who it is
+    assert landed.code == 200 and landed.effective_url.endswith("/console/login/?next=%2Fconsole%2F")
+    assert b"<h1>Log in</h1>" in landed.body

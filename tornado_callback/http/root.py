@@ -14,8 +14,9 @@ from tornado_callback.http.base import APIHandler
 from tornado_callback.http.routes import ENDPOINTS, STRING, Endpoint, Operation, object_schema
 
 API_V2 = "/api/v2/"
-# Where ``GET /`` sends a browser.
-HOME = API_V2
+# Where ``GET /`` sends a browser: the admins' console (tornado_callback/console), which asks
+# for a login first; scripts start at /api/ or /api/v2/.
+HOME = "/console/"
 # A resource listed at the top of the API: /api/v2/NAME/.
 TOP_LEVEL = re.compile(r"/api/v2/([a-z_]+)/")
 # AWX's index names its resources by their paths, but one.
