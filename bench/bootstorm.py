@@ -346,7 +346,7 @@ def bench(args: argparse.Namespace) -> list[Repeat]:
 
 
 def table(args: argparse.Namespace, repeats: list[Repeat], loads: tuple[float, float]) -> str:
-    settings = ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in SHOWN_SETTINGS[1:])
+    settings = ", ".join(f"{name}={os.environ.get(name, '(unset: the default)')}" for name in SHOWN_SETTINGS[1:])
     forks = f"F = {args.forks}" if args.forks else "F = N"
     lines = [
         "# Boot storm: N hosts call back at once",
