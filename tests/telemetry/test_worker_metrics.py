@@ -28,10 +28,12 @@ def test_a_worker_serves_its_metrics(tmp_path: Path, sqlite_template: Path) -> N
         assert 'tornado_callback_jobs{status="pending"} 0.0' in text
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url, timeout=30)
+        refused.value.close()
         assert refused.value.code == 401
         # Nothing but /metrics: the API is the servers'.
         with pytest.raises(urllib.error.HTTPError) as unknown:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/ping/", timeout=30)
+        unknown.value.close()
         assert unknown.value.code == 404
     finally:
         assert worker.stop() == 0, worker.output
