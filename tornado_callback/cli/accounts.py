@@ -8,8 +8,8 @@ import sys
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.admin.service import ListQuery
-from tornado_callback.cli.common import CommandError, Subcommands, command, every_object, group
-from tornado_callback.cli.output import add_json_flag, moment, print_json, print_table
+from tornado_callback.cli.common import CommandError, Subcommands, command, every, group, read_command
+from tornado_callback.cli.output import moment, print_listing
 from tornado_callback.services import Services
 
 
@@ -33,12 +33,8 @@ async def cmd_user_create(services: Services, args: argparse.Namespace) -> int:
 
 
 async def cmd_user_list(services: Services, args: argparse.Namespace) -> int:
-    users = await every_object(lambda query: services.admin.list("users", LOCAL_ADMIN, query))
-    if args.json:
-        print_json(users)
-        return 0
-    print_table(("ID", "USERNAME", "SUPERUSER", "EMAIL", "CREATED"),
-                [(u["id"], u["username"], u["is_superuser"], u["email"], moment(u["created"])) for u in users])
+    print_listing(args, await every(services, "users"), ("ID", "USERNAME", "SUPERUSER", "EMAIL", "CREATED"),
+                  lambda u: (u["id"], u["username"], u["is_superuser"], u["email"], moment(u["created"])))
     return 0
 
 
@@ -66,7 +62,7 @@ def add_commands(commands: Subcommands) -> None:
     p.add_argument("name")
     p.add_argument("--superuser", action="store_true")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add_json_flag(command(user, "list", cmd_user_list, "list the users"))
+    read_command(user, "list", cmd_user_list, "list the users")
     p = command(user, "set-password", cmd_user_set_password, "set a user's password")
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

@@ -7,7 +7,15 @@ import argparse
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.admin.service import ListQuery
-from tornado_callback.cli.common import CommandError, Subcommands, command, group, settings_command, sub_list
+from tornado_callback.cli.common import (
+    CommandError,
+    Subcommands,
+    command,
+    group,
+    read_command,
+    settings_command,
+    sub_list,
+)
 from tornado_callback.cli.output import add_json_flag, moment, print_json, print_table
 from tornado_callback.config import Settings
 from tornado_callback.errors import NotFound
@@ -58,10 +66,9 @@ def cmd_plugins_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Subcommands) -> None:
-    p = command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
+    p = read_command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
     p.add_argument("--template", help="job template name or id")
     p.add_argument("--limit", type=int, default=50)
-    add_json_flag(p)
 
     identity = group(commands, "identity", "signed cloud identities")
     p = command(identity, "reset", cmd_identity_reset,

@@ -1,4 +1,4 @@
-"""What every command module shares: the sub-command declaration, argument types, the one-line error."""
+"""What every command module shares: how a command is declared, its argument types, the admin listings."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.admin.catalog import SUB_LISTS
 from tornado_callback.admin.resource import SubList
 from tornado_callback.admin.service import ListQuery, Page
+from tornado_callback.cli.output import add_json_flag
 from tornado_callback.config import Settings
 from tornado_callback.http.values import INT_MAX, MAX_PAGE_SIZE, parse_id
 from tornado_callback.services import Services, base_url
@@ -47,6 +49,16 @@ def _subcommand(parent: Subcommands, name: str, help_text: str, **defaults: Any)
 def command(parent: Subcommands, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
     """A command run with the services on the database of the settings."""
     return _subcommand(parent, name, help_text, func=func, settings_func=None)
+
+
+def read_command(parent: Subcommands, name: str, func: Command, help_text: str,
+                 *positionals: tuple[str, str]) -> argparse.ArgumentParser:
+    """A command that reads: its positional arguments as (name, help), and ``--json``."""
+    sub = command(parent, name, func, help_text)
+    for positional, positional_help in positionals:
+        sub.add_argument(positional, help=positional_help)
+    add_json_flag(sub)
+    return sub
 
 
 def settings_command(parent: Subcommands, name: str, func: SettingsCommand, help_text: str) -> argparse.ArgumentParser:
@@ -86,6 +98,11 @@ async def every_object(listing: Callable[[ListQuery], Awaitable[Page]], **query:
         if len(objects) >= page.count or not page.results:
             break
     return objects
+
+
+async def every(services: Services, name: str) -> list[dict[str, Any]]:
+    """Every object of the resource ``name`` (/api/v2/NAME/), as the server's administrator reads them."""
+    return await every_object(lambda query: services.admin.list(name, LOCAL_ADMIN, query))
 
 
 def sub_list(parent: str, segment: str) -> SubList:

@@ -9,8 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.admin.service import ListQuery
-from tornado_callback.cli.common import Subcommands, command, every_object, group, object_id, parse_var, sub_list
-from tornado_callback.cli.output import add_json_flag, moment, print_fields, print_json, print_table
+from tornado_callback.cli.common import (
+    Subcommands,
+    command,
+    every,
+    every_object,
+    group,
+    object_id,
+    parse_var,
+    read_command,
+    sub_list,
+)
+from tornado_callback.cli.output import moment, print_fields, print_json, print_listing, print_table
 from tornado_callback.errors import NotFound
 from tornado_callback.inventory.ansible_inventory import SOURCE_KINDS
 from tornado_callback.inventory.sync import import_source
@@ -34,13 +44,9 @@ async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> 
 
 
 async def cmd_inventory_list(services: Services, args: argparse.Namespace) -> int:
-    inventories = await every_object(lambda query: services.admin.list("inventories", LOCAL_ADMIN, query))
-    if args.json:
-        print_json(inventories)
-        return 0
-    print_table(("ID", "NAME", "DESCRIPTION", "REGISTERS HOSTS", "MODIFIED"),
-                [(i["id"], i["name"], i["description"], i["register_verified_hosts"], moment(i["modified"]))
-                 for i in inventories])
+    print_listing(args, await every(services, "inventories"),
+                  ("ID", "NAME", "DESCRIPTION", "REGISTERS HOSTS", "MODIFIED"),
+                  lambda i: (i["id"], i["name"], i["description"], i["register_verified_hosts"], moment(i["modified"])))
     return 0
 
 
@@ -132,13 +138,9 @@ async def cmd_host_add(services: Services, args: argparse.Namespace) -> int:
 
 async def cmd_host_list(services: Services, args: argparse.Namespace) -> int:
     inventory = await services.admin.named("inventories", LOCAL_ADMIN, args.inventory)
-    hosts = await inventory_children(services, inventory["id"], "hosts")
-    if args.json:
-        print_json(hosts)
-        return 0
-    print_table(("ID", "NAME", "ENABLED", "REGISTERED", "VARIABLES"),
-                [(h["id"], h["name"], h["enabled"], h["registered_by_callback"], h["variables"]) for h in hosts])
-    print(f"{len(hosts)} host(s) in inventory {inventory['name']}")
+    print_listing(args, await inventory_children(services, inventory["id"], "hosts"),
+                  ("ID", "NAME", "ENABLED", "REGISTERED", "VARIABLES"),
+                  lambda h: (h["id"], h["name"], h["enabled"], h["registered_by_callback"], h["variables"]))
     return 0
 
 
@@ -158,10 +160,9 @@ def add_commands(commands: Subcommands) -> None:
                    help="a callback with a verified cloud identity that matches no host creates it")
     p.add_argument("--registration-group", metavar="GROUP",
                    help="the group registered hosts join (default: registered_by_callback)")
-    add_json_flag(command(inventory, "list", cmd_inventory_list, "list the inventories"))
-    p = command(inventory, "show", cmd_inventory_show, "show an inventory, its host count and its sources")
-    p.add_argument("inventory", help="inventory name or id")
-    add_json_flag(p)
+    read_command(inventory, "list", cmd_inventory_list, "list the inventories")
+    read_command(inventory, "show", cmd_inventory_show, "show an inventory, its host count and its sources",
+                 ("inventory", "inventory name or id"))
     p = command(inventory, "import", cmd_inventory_import,
                 "import hosts and groups into an inventory (created if missing)")
     p.add_argument("name", help="inventory name or id")
@@ -191,6 +192,4 @@ def add_commands(commands: Subcommands) -> None:
     p.add_argument("name")
     p.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
                    help="host variable; VALUE is JSON if it parses as JSON, else a string")
-    p = command(host, "list", cmd_host_list, "list the hosts of an inventory")
-    p.add_argument("inventory", help="inventory name or id")
-    add_json_flag(p)
+    read_command(host, "list", cmd_host_list, "list the hosts of an inventory", ("inventory", "inventory name or id"))

@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 COLUMN_GAP = "  "
@@ -75,6 +75,15 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     widths = fitted_widths(natural, terminal_width())
     for row in cells:
         print(COLUMN_GAP.join(clipped(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_listing(args: argparse.Namespace, objects: Sequence[Mapping[str, Any]], headers: Sequence[str],
+                  row: Callable[[Mapping[str, Any]], Sequence[Any]]) -> None:
+    """The objects as ``--json`` asks, else as a table of one ``row`` each."""
+    if args.json:
+        print_json(objects)
+    else:
+        print_table(headers, [row(o) for o in objects])
 
 
 def print_fields(obj: Mapping[str, Any], extra: Iterable[tuple[str, Any]] = ()) -> None:

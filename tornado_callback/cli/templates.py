@@ -10,8 +10,8 @@ from typing import Any
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.admin.catalog import new_host_config_key
 from tornado_callback.callback.service import simulated_request
-from tornado_callback.cli.common import Subcommands, callback_url, command, every_object, group
-from tornado_callback.cli.output import add_json_flag, moment, print_fields, print_json, print_table
+from tornado_callback.cli.common import Subcommands, callback_url, command, every, group, read_command
+from tornado_callback.cli.output import moment, print_fields, print_json, print_listing, print_table
 from tornado_callback.jobs.playbook_run import RunSetupError, playbook_path
 from tornado_callback.services import Services
 
@@ -45,16 +45,12 @@ async def cmd_template_create(services: Services, args: argparse.Namespace) -> i
 
 
 async def cmd_template_list(services: Services, args: argparse.Namespace) -> int:
-    templates = await every_object(lambda query: services.admin.list("job_templates", LOCAL_ADMIN, query))
-    if args.json:
-        print_json(templates)
-        return 0
-    inventories = {i["id"]: i["name"]
-                   for i in await every_object(lambda query: services.admin.list("inventories", LOCAL_ADMIN, query))}
-    # No key in a table: a listing is read over shoulders and pasted into tickets.
-    print_table(("ID", "NAME", "INVENTORY", "PLAYBOOK", "CALLBACKS", "MODIFIED"),
-                [(t["id"], t["name"], inventories.get(t["inventory"], t["inventory"]), t["playbook"],
-                  "on" if t["host_config_key"] else "off", moment(t["modified"])) for t in templates])
+    inventories = {i["id"]: i["name"] for i in await every(services, "inventories")}
+    # No key in the table: a listing is read over shoulders and pasted into tickets.
+    print_listing(args, await every(services, "job_templates"),
+                  ("ID", "NAME", "INVENTORY", "PLAYBOOK", "CALLBACKS", "MODIFIED"),
+                  lambda t: (t["id"], t["name"], inventories.get(t["inventory"], t["inventory"]), t["playbook"],
+                             "on" if t["host_config_key"] else "off", moment(t["modified"])))
     return 0
 
 
@@ -115,19 +111,17 @@ def add_commands(commands: Subcommands) -> None:
     p.add_argument("--project-dir")
     p.add_argument("--host-config-key", help="default: a random key")
     p.add_argument("--ask-variables-on-launch", action="store_true")
-    add_json_flag(command(template, "list", cmd_template_list, "list the job templates"))
-    p = command(template, "show", cmd_template_show, "show a job template, its key and its callback URL")
-    p.add_argument("template", help="job template name or id")
-    add_json_flag(p)
+    read_command(template, "list", cmd_template_list, "list the job templates")
+    read_command(template, "show", cmd_template_show, "show a job template, its key and its callback URL",
+                 ("template", "job template name or id"))
     p = command(template, "set-key", cmd_template_set_key,
                 "give a job template a new host_config_key (the old one is refused) and print it")
     p.add_argument("template", help="job template name or id")
     p.add_argument("--key", help="the new key (default: a random one; empty: no key, callbacks refused)")
 
-    p = command(commands, "explain", cmd_explain,
-                "show which host a callback would match, and why (the resolution trace)")
-    p.add_argument("template", help="job template id or name")
+    p = read_command(commands, "explain", cmd_explain,
+                     "show which host a callback would match, and why (the resolution trace)",
+                     ("template", "job template id or name"))
     p.add_argument("--address", required=True, help="evaluate as if the callback came from this IP")
     p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="a request header, e.g. 'X-Forwarded-For: 10.0.0.5' (repeatable)")
-    add_json_flag(p)
