@@ -23,6 +23,8 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import TEST_SECRET_KEY, run_isolated
 from tests.helpers import REPO, ServerProcess
@@ -38,6 +40,7 @@ SCRIPT_HOST = "<script>alert(1)</script>"
 KEY = "browser-test-key"
 PASSWORD = "console-pw"
 PAGE_LIMIT_BYTES = 100_000
+NAVIGATION_SECONDS = 30
 # Long enough for the page to see the job running, short enough for the suite.
 SLOW_TASKS = """\
     - ansible.builtin.debug:
@@ -165,6 +168,11 @@ def photograph(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
 
+def arrive(driver: WebDriver, url: str) -> None:
+    """Wait for the page a click leads to (a click returns before the browser navigates)."""
+    WebDriverWait(driver, NAVIGATION_SECONDS).until(expected_conditions.url_to_be(url))
+
+
 def text_of(driver: WebDriver, css: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, css).text
 
@@ -180,13 +188,13 @@ def test_an_admin_follows_callbacks_from_login_to_logout(console, browser):
     browser.find_element(By.ID, "username").send_keys("admin")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.stacked button").click()
-
-    assert browser.current_url == f"{console.url}/console/"
+    arrive(browser, f"{console.url}/console/")
     template = text_of(browser, "section.template")
     assert "provision-web" in template and f"host_config_key={KEY}" in template
     photograph(browser, "templates")
 
     browser.find_element(By.LINK_TEXT, "Callback attempts").click()
+    arrive(browser, f"{console.url}/console/templates/{console.template_id}/")
     attempts = browser.find_elements(By.CSS_SELECTOR, "li.attempt")
     assert len(attempts) == 3
     badges = [a.find_element(By.CSS_SELECTOR, "summary .badge").text for a in attempts]
@@ -205,9 +213,12 @@ def test_an_admin_follows_callbacks_from_login_to_logout(console, browser):
     photograph(browser, "callback")
 
     browser.find_element(By.LINK_TEXT, "Explain an address").click()
+    arrive(browser, f"{console.url}/console/templates/{console.template_id}/explain/")
     browser.find_element(By.ID, "address").send_keys("127.0.0.1")
     browser.find_element(By.ID, "headers").send_keys("X-Forwarded-For: 10.0.0.5")
     browser.find_element(By.CSS_SELECTOR, "form.stacked button").click()
+    WebDriverWait(browser, NAVIGATION_SECONDS).until(
+        expected_conditions.presence_of_element_located((By.ID, "explanation")))
     assert text_of(browser, "dd.matching") == "web1"
     assert "peer 127.0.0.1 is a trusted proxy" in text_of(browser, "#explanation")
     photograph(browser, "explain")
@@ -225,9 +236,11 @@ def test_an_admin_follows_callbacks_from_login_to_logout(console, browser):
     photograph(browser, "job")
 
     browser.find_element(By.LINK_TEXT, "Jobs").click()
+    arrive(browser, f"{console.url}/console/jobs/")
     assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
     photograph(browser, "jobs")
     browser.find_element(By.LINK_TEXT, "Inventory syncs").click()
+    arrive(browser, f"{console.url}/console/syncs/")
     row = text_of(browser, "tbody tr")
     assert "datacenter file" in row and "successful" in row
     photograph(browser, "syncs")
@@ -239,6 +252,6 @@ def test_an_admin_follows_callbacks_from_login_to_logout(console, browser):
     browser.set_window_size(1280, 1000)
 
     browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
-    assert browser.current_url == f"{console.url}/console/login/"
+    arrive(browser, f"{console.url}/console/login/")
     browser.get(f"{console.url}/console/jobs/")
     assert browser.current_url.startswith(f"{console.url}/console/login/")

@@ -13,7 +13,7 @@ from tornado_callback.store.models import Job
 
 SCRIPT_HOST = "<script>alert(1)</script>"
 PAGES = ("/console/", "/console/templates/{t}/", "/console/templates/{t}/explain/", "/console/jobs/",
-         "/console/jobs/{j}/", "/console/jobs/{j}/output/", "/console/syncs/")
+         "/console/jobs/{j}/", "/console/syncs/")
 LOGIN_LIMIT = 3
 
 
@@ -84,6 +84,8 @@ async def test_every_page_needs_a_session(world, console_user):
         response = await anonymous.get(path)
         assert response.code == 302, path
         assert response.headers["Location"].startswith("/console/login/?next=%2Fconsole%2F"), path
+    polled = await anonymous.get("/console/jobs/1/output/")  # the job page's script: refused, not redirected
+    assert polled.code == 403
     refused = await anonymous.post(f"/console/templates/{world.template_id}/explain/", {"address": "10.0.0.5"},
                                    form_page="/console/login/")
     assert refused.code == 403

@@ -39,7 +39,7 @@ class PageHandler(ConsoleHandler):
 
     def get_template_namespace(self) -> dict[str, Any]:
         namespace = super().get_template_namespace()
-        namespace.update(badge=badge, attempt_outcome=attempt_outcome, principal=self.principal)
+        namespace.update(badge=badge, attempt_outcome=attempt_outcome)
         return namespace
 
     @property
@@ -202,6 +202,10 @@ class JobOutput(ConsoleHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
+
+    def refuse_anonymous(self) -> None:
+        """A script asks: a login page would be no answer to it (the session ended; it stops)."""
+        raise tornado.web.HTTPError(403)
 
 
 class SyncsPage(PageHandler):

@@ -96,9 +96,13 @@ class ConsoleHandler(APIHandler):
     async def prepare(self) -> None:
         self.principal = self.current_user = await self.session_principal()
         if self.principal is None and self.needs_session:
-            if self.request.method not in ("GET", "HEAD"):
-                raise tornado.web.HTTPError(403)
-            self.redirect(f"{LOGIN_URL}?{urlencode({'next': self.request.uri})}")
+            self.refuse_anonymous()
+
+    def refuse_anonymous(self) -> None:
+        """Without a session, a page sends the browser to the login; a form posted is refused."""
+        if self.request.method not in ("GET", "HEAD"):
+            raise tornado.web.HTTPError(403)
+        self.redirect(f"{LOGIN_URL}?{urlencode({'next': self.request.uri})}")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]

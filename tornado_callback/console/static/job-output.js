@@ -12,16 +12,18 @@
   function follow() {
     fetch(output.dataset.url + "?since=" + length, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) {
+        // The session ended, or the job is gone: stop following, leave the page as it is.
+        if (response.status === 403 || response.status === 404) { return {status: status.textContent, active: false}; }
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.json();
       })
       .then(function (job) {
         var atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
         if (job.output) { output.appendChild(document.createTextNode(job.output)); }
-        length = job.length;
+        length = job.length || length;
         status.textContent = job.status;
         status.className = "status status-" + job.status;
-        finished.textContent = job.finished || "";
+        finished.textContent = job.finished || finished.textContent;
         if (atBottom) { output.scrollTop = output.scrollHeight; }
         if (job.active) { window.setTimeout(follow, POLL_MS); }
         else { output.dataset.active = "no"; }
