@@ -12,7 +12,9 @@ has the figures).
 A writer also commits such a batch once (group commit): SQLite's commit,
 which writes the changed pages to the WAL, cost as much as the two inserts of
 a callback. Each unit runs in a savepoint, so one that raises undoes only its
-own work; no result is handed back before the commit it depends on.
+own work; no result is handed back before the commit it depends on. The
+writer leaves copying the log back into the database file to a thread of its
+own (``WalCheckpointer``), so that no batch waits for it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from tornado_callback.store.driver import run_on_driver
+from tornado_callback.store.wal_checkpointer import FALLBACK_PAGES, WalCheckpointer
 
 Unit = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
 Batch = list[Unit]
@@ -42,6 +45,7 @@ class SQLiteWorker:
         # The statement that opens each transaction (see database._sqlite_begin).
         self.begin = "BEGIN IMMEDIATE" if writer else None
         self._run_units = _run_together if writer else _run_in_autocommit
+        self._checkpointer = WalCheckpointer(engine) if writer else None
         # None in the queue: close() was called.
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         # Units submitted in the current turn of each event loop, handed over at its end.
@@ -75,6 +79,8 @@ class SQLiteWorker:
         await asyncio.sleep(0)  # this loop's last turn hands its units over
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
 
     def _serve(self) -> None:
         connection: Connection | None = None
@@ -86,14 +92,23 @@ class SQLiteWorker:
                     continue
                 try:
                     if connection is None:
-                        connection = self.engine.connect().execution_options(sqlite_begin=self.begin)
+                        connection = self._connect()
                 except Exception as e:  # e.g. the file cannot be opened: each unit fails with it
                     _deliver([(unit[3], None, e) for unit in units])
                     continue
                 _deliver(self._run_units(connection, units))
+                if self._checkpointer is not None:
+                    self._checkpointer.written()
         finally:
             if connection is not None:
                 connection.close()
+
+    def _connect(self) -> Connection:
+        connection = self.engine.connect().execution_options(sqlite_begin=self.begin)
+        if self._checkpointer is not None:
+            # Its commits leave the checkpoints to the checkpointer's thread.
+            connection.connection.driver_connection.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
+        return connection
 
     def _next_units(self) -> tuple[list[Unit], bool]:
         """Every unit queued so far, waiting for the first; and whether close() was called."""
