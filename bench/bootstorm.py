@@ -335,13 +335,17 @@ def bench(args: argparse.Namespace) -> list[Repeat]:
                 # Sandboxed runs write their markers there, and nowhere else outside their own directory.
                 os.environ["TORNADO_CALLBACK_JOB_SHOW_PATHS"] = str(storm.root / "markers")
                 os.environ["TORNADO_CALLBACK_RUN_DIR"] = str(storm.root / "runs")
-                print(f"repeat {number}, N = {hosts}: direct ansible-playbook -f {storm.forks}", flush=True)
-                direct = run_direct(storm, args.timeout)
-                served = {}
-                for batch_size in args.batch_sizes:
-                    print(f"repeat {number}, N = {hosts}: serve, {label(batch_size)}", flush=True)
-                    served[batch_size] = run_served(storm, batch_size, args.timeout, args.results.parent)
-                done.append(Repeat(hosts, number, storm.forks, direct, served))
+                # The rows run in turn, reversed every other repeat: a change in the machine's
+                # load during a repeat does not always meet the same row first.
+                rows = ["direct", *args.batch_sizes][::1 if number % 2 else -1]
+                outcomes = {}
+                for row in rows:
+                    print(f"repeat {number}, N = {hosts}: {label(row)}", flush=True)
+                    outcomes[row] = (run_direct(storm, args.timeout) if row == "direct" else
+                                     run_served(storm, row, args.timeout, args.results.parent))
+                direct = outcomes.pop("direct")
+                done.append(Repeat(hosts, number, storm.forks, direct,
+                                   {batch_size: outcomes[batch_size] for batch_size in args.batch_sizes}))
     return done
 
 
@@ -362,6 +366,7 @@ def table(args: argparse.Namespace, repeats: list[Repeat], loads: tuple[float, f
         f"(DNS resolvers off); {BATCH_SIZE} per column (default: unset); {settings}",
         f"- time: from the first callback sent until the jobs API (polled every {POLL_SECONDS:g} s) shows "
         "every job successful and every marker file exists; direct: the ansible-playbook process",
+        "- order: direct, then the batch sizes as given; reversed in every second repeat",
         "",
     ]
     names = ["direct", *args.batch_sizes]
@@ -388,7 +393,8 @@ def table(args: argparse.Namespace, repeats: list[Repeat], loads: tuple[float, f
 def summary(repeats: list[Repeat], results: Path) -> str:
     """The run in one line, for bench/NOTES.md."""
     runs = "; ".join(
-        f"N = {r.hosts}: " + ", ".join(f"{label(o.label)} {o.seconds:.1f} s" for o in (r.direct, *r.served.values()))
+        f"N = {r.hosts}, repeat {r.number}: "
+        + ", ".join(f"{label(o.label)} {o.seconds:.1f} s" for o in (r.direct, *r.served.values()))
         + "".join(f", {name} {value:.2f}" for name, value in r.ratios().items())
         for r in repeats)
     errors = sum(len(r.errors) for r in repeats)

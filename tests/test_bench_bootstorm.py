@@ -39,6 +39,6 @@ def test_four_hosts_calling_back_at_once_are_each_configured_once(tmp_path):
     # The run's line ends the boot-storm section, after the earlier one.
     lines = notes.read_text().splitlines()
     line = lines.index("- an earlier run") + 1
-    assert lines[line].startswith("- ") and "N = 4: direct ansible-playbook " in lines[line]
+    assert lines[line].startswith("- ") and "N = 4, repeat 1: direct ansible-playbook " in lines[line]
     assert lines[line].endswith(f"errors 0 ({results.name})")
     assert lines[line + 1:] == ["", "## Later section"]
