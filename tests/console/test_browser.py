@@ -161,7 +161,7 @@ def photograph(driver: WebDriver, name: str) -> None:
     with pytest.raises(NoAlertPresentException):  # no script of the data ever ran
         driver.switch_to.alert  # noqa: B018 (the property raises when there is none)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
+    height = driver.execute_script("return document.body.scrollHeight")  # the content, not the window
     width = driver.get_window_size()["width"]
     driver.set_window_size(width, min(max(height + 120, 600), 2400))
     driver.execute_script("window.scrollTo(0, 0)")

@@ -225,7 +225,7 @@ class SyncsPage(PageHandler):
         updates = await self.services.inventory_sync.latest_updates(sources, SYNCS_SHOWN)
         rows = [{"update": update_view(u, sources[u.inventory_source_id]["inventory"]),
                  "source": sources[u.inventory_source_id]} for u in updates]
-        self.render("syncs.html", rows=rows)
+        self.render("syncs.html", rows=rows, shown=SYNCS_SHOWN)
 
 
 class NotFoundPage(ConsoleHandler):
