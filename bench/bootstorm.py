@@ -295,11 +295,10 @@ def run_served(storm: Storm, batch_size: str, timeout: float, logs: Path) -> Out
 
 @dataclass
 class Repeat:
-    """One N in one repeat: the direct run, then the server at each batch size."""
+    """One N in one repeat: the direct run and the server at each batch size."""
 
     hosts: int
     number: int
-    forks: int
     direct: Outcome
     served: dict[str, Outcome]
 
@@ -344,7 +343,7 @@ def bench(args: argparse.Namespace) -> list[Repeat]:
                     outcomes[row] = (run_direct(storm, args.timeout) if row == "direct" else
                                      run_served(storm, row, args.timeout, args.results.parent))
                 direct = outcomes.pop("direct")
-                done.append(Repeat(hosts, number, storm.forks, direct,
+                done.append(Repeat(hosts, number, direct,
                                    {batch_size: outcomes[batch_size] for batch_size in args.batch_sizes}))
     return done
 
