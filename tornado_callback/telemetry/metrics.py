@@ -68,13 +68,23 @@ ALL = (CALLBACKS, CALLBACK_DURATION, RESOLVER_OUTCOMES, RESOLVER_DURATION, JOB_D
 RESOLVER_OUTCOME_NAMES = ("matched", "ambiguous", "no_match", "skipped", "timeout", "error")
 
 
+# Each answer's two series, looked up once: ``labels()`` takes a lock and formats its values,
+# on every callback. As bounded as the labels: templates times outcomes.
+_answers: dict[tuple[int | None, int, str], tuple[Counter, Histogram]] = {}
+
+
 def callback_answered(template_id: int | None, code: int, outcome: str, seconds: float) -> None:
     """A callback POST was answered ``code`` (``outcome`` says why, in a word) after ``seconds``.
 
     ``template_id`` is None when no template was found: the id in the URL is the caller's
     text, and would make a label of anything it sends."""
-    CALLBACKS.labels("" if template_id is None else str(template_id), str(code), outcome).inc()
-    CALLBACK_DURATION.labels(outcome).observe(seconds)
+    series = _answers.get((template_id, code, outcome))
+    if series is None:
+        series = _answers[template_id, code, outcome] = (
+            CALLBACKS.labels("" if template_id is None else str(template_id), str(code), outcome),
+            CALLBACK_DURATION.labels(outcome))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 class ResolverReport:
@@ -132,6 +142,7 @@ def share_between_processes() -> None:
     values.ValueClass = values.MultiProcessValue()
     for metric in ALL:
         metric.clear()
+    _answers.clear()
 
 
 def process_stopped(pid: int) -> None:
