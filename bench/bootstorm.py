@@ -117,6 +117,10 @@ class Outcome:
     answered: float | None = None  # seconds until every callback had its answer
     errors: list[str] = field(default_factory=list)
 
+    def figure(self, unit: str = "") -> str:
+        """Its time, marked when a check failed: then it is not the time the work took."""
+        return f"{self.seconds:.1f}{unit}" + (" (failed)" if self.errors else "")
+
 
 def check_markers(markers: Path, hosts: dict[str, Any]) -> list[str]:
     """Every host's marker file holds exactly one line; no other file is there."""
@@ -376,7 +380,7 @@ def table(args: argparse.Namespace, repeats: list[Repeat], loads: tuple[float, f
     ]
     for r in repeats:
         outcomes = [r.direct, *(r.served[b] for b in args.batch_sizes)]
-        lines.append(f"| {r.hosts} | {r.number} | " + " | ".join(f"{o.seconds:.1f}" for o in outcomes)
+        lines.append(f"| {r.hosts} | {r.number} | " + " | ".join(o.figure() for o in outcomes)
                      + "".join(f" | {value:.2f}" for value in r.ratios().values()) + " |")
     lines += ["", f"Targets: {TARGETS}.", "", "Callbacks answered (all N, at once):", ""]
     lines += [f"- N = {r.hosts}, repeat {r.number}, {label(b)}: in {o.answered:.2f} s"
@@ -393,7 +397,7 @@ def summary(repeats: list[Repeat], results: Path) -> str:
     """The run in one line, for bench/NOTES.md."""
     runs = "; ".join(
         f"N = {r.hosts}, repeat {r.number}: "
-        + ", ".join(f"{label(o.label)} {o.seconds:.1f} s" for o in (r.direct, *r.served.values()))
+        + ", ".join(f"{label(o.label)} {o.figure(' s')}" for o in (r.direct, *r.served.values()))
         + "".join(f", {name} {value:.2f}" for name, value in r.ratios().items())
         for r in repeats)
     errors = sum(len(r.errors) for r in repeats)
