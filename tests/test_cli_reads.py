@@ -126,6 +126,14 @@ def test_a_table_fits_the_terminal_and_json_is_whole(world):
     assert json.loads(whole[0]["variables"])["motd"] == long_value
 
 
+def test_no_control_character_reaches_the_terminal(world):
+    assert world("inventory", "create", "other", "--description", "\x1b]0;owned\x07\x9b2J").status == 0
+    for args in (("inventory", "list"), ("inventory", "list", "--json"), ("inventory", "show", "other")):
+        shown = world(*args).out
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown
+    assert "?]0;owned??2J" in world("inventory", "list").out
+
+
 def test_set_key_rotates_the_key_and_prints_the_new_one(world):
     rotated = world("template", "set-key", "site")
     assert rotated.status == 0, rotated.err

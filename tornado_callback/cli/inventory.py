@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from tornado_callback.store.models import InventoryUpdate
 
 
-
 async def cmd_inventory_create(services: Services, args: argparse.Namespace) -> int:
     inventory = await services.admin.create("inventories", LOCAL_ADMIN, {
         "name": args.name, "description": args.description,

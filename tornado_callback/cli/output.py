@@ -23,10 +23,14 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # ASCII: a control character a value carries reaches the terminal escaped, never raw.
+    print(json.dumps(value, indent=2))
 
 
 API_MOMENT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z")
+# C0 and C1 control characters: from a host's variables or a DNS name (a callback's
+# values), an escape sequence would drive the reader's terminal.
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def moment(text: str | None) -> str:
@@ -42,9 +46,9 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value)
     # Variables are YAML or indented JSON text: one line, indentation dropped.
-    return " ".join(line.strip() for line in str(value).splitlines())
+    return CONTROLS.sub("?", " ".join(line.strip() for line in str(value).splitlines()))
 
 
 def terminal_width() -> int | None:
