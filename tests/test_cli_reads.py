@@ -222,3 +222,12 @@ def test_a_rotated_key_and_a_new_password_count_at_once_and_json_is_the_api(worl
     assert re.search(r"127\.0\.0\.1\s+202\s+local\s+1$", newest), attempts.out
     assert re.search(r"127\.0\.0\.1\s+403\s+You do not have permission", refused), attempts.out
     assert "k3y-of-site" not in attempts.out and new_key not in attempts.out
+
+
+@pytest.mark.parametrize("command", [("jobs", "list"), ("attempts",)])
+def test_a_limit_is_a_positive_number(tcb, capsys, command):
+    with pytest.raises(SystemExit) as stopped:
+        tcb(*command, "--limit", "0")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"tornado-callback {' '.join(command)}: error: argument --limit: '0' is not a number from 1 to 2147483647"

@@ -12,6 +12,7 @@ from tornado_callback.cli.common import (
     Subcommands,
     command,
     group,
+    limit,
     read_command,
     settings_command,
     sub_list,
@@ -68,7 +69,7 @@ def cmd_plugins_list(settings: Settings, args: argparse.Namespace) -> int:
 def add_commands(commands: Subcommands) -> None:
     p = read_command(commands, "attempts", cmd_attempts, "list the newest callback attempts (audit trail)")
     p.add_argument("--template", help="job template name or id")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=limit, default=50)
 
     identity = group(commands, "identity", "signed cloud identities")
     p = command(identity, "reset", cmd_identity_reset,

@@ -14,7 +14,7 @@ from tornado_callback.admin.resource import SubList
 from tornado_callback.admin.service import ListQuery, Page
 from tornado_callback.cli.output import add_json_flag
 from tornado_callback.config import Settings
-from tornado_callback.http.values import INT_MAX, MAX_PAGE_SIZE, parse_id
+from tornado_callback.http.values import INT_MAX, MAX_PAGE_SIZE, bounded_int, parse_id
 from tornado_callback.services import Services, base_url
 
 Command = Callable[[Services, argparse.Namespace], Awaitable[int]]
@@ -75,6 +75,14 @@ def object_id(text: str) -> int:
     value = parse_id(text)
     if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (1 to {INT_MAX})")
+    return value
+
+
+def limit(text: str) -> int:
+    """A ``--limit``: how many of the newest to list."""
+    value = bounded_int(text, 1, INT_MAX)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {INT_MAX}")
     return value
 
 

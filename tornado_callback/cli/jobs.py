@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
-from tornado_callback.cli.common import CommandError, Subcommands, command, group, object_id, read_command
+from tornado_callback.cli.common import CommandError, Subcommands, command, group, limit, object_id, read_command
 from tornado_callback.cli.output import add_json_flag, moment, print_fields, print_json, print_table
 from tornado_callback.errors import ServiceError
 from tornado_callback.jobs.service import job_summary
@@ -45,7 +45,7 @@ async def cmd_jobs_show(services: Services, args: argparse.Namespace) -> int:
 def add_commands(commands: Subcommands) -> None:
     jobs = group(commands, "jobs", "jobs")
     p = read_command(jobs, "list", cmd_jobs_list, "list the newest jobs")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=limit, default=50)
     p = command(jobs, "show", cmd_jobs_show, "show one job and its output")
     p.add_argument("id", type=object_id)
     add_json_flag(p)
