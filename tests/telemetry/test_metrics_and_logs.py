@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -130,6 +131,10 @@ def run_sequence(workdir: Path, migrated: Path, *serve_args: str) -> Run:
         while json.loads(http(f"{server.base_url}/api/v2/jobs/{job}/", headers=admin)[1])["status"] != "successful":
             assert time.monotonic() < deadline, "the job did not succeed within 60 s"
             time.sleep(0.3)
+        # A credential with a control character: Tornado refuses the request, and logs why.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+            raw.sendall(f"GET /api/v2/ping/ HTTP/1.1\r\nAuthorization: Bearer {METRICS_TOKEN}\x01\r\n\r\n".encode())
+            assert raw.recv(100).startswith(b"HTTP/1.1 400")
         samples = scrape(server.base_url)
         unauthorized = http(f"{server.base_url}/metrics")[0]
     finally:
@@ -205,4 +210,5 @@ def test_debug_log_shows_no_secret(one_process: Run) -> None:
     log = one_process.log
     assert " DEBUG " in log  # the level took
     assert "POST /api/v2/job_templates/1/callback/?host_config_key=REDACTED (127.0.0.1)" in log
+    assert "Malformed HTTP message from 127.0.0.1: Invalid header value (not logged)" in log
     assert [secret for secret in SECRETS if secret in log] == []

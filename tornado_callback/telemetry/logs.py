@@ -1,7 +1,8 @@
 """Where log records go and how they read: one line each, as text or as JSON (README, "Logs").
 
 No secret is logged: our own records name ids, never a key, a password or a token;
-the access log leaves secret-looking query parameters out (http/access_log.py);
+the access log leaves secret-looking query parameters out (http/access_log.py),
+Tornado's record of a malformed request the header value it quotes;
 and the libraries that would log statements with their parameters, or rows
 (a template's host_config_key among them), are held above DEBUG whatever the level.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import orjson
 
@@ -18,6 +20,23 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # aiosqlite the calls it runs, with their arguments; ansible-runner a run's settings.
 QUIET_LIBRARIES = {"sqlalchemy": logging.WARNING, "alembic": logging.WARNING, "aiosqlite": logging.INFO,
                    "ansible_runner": logging.INFO, "asyncpg": logging.INFO}
+
+
+class UnquotedHeaders(logging.Filter):
+    """Tornado's "Malformed HTTP message" record (at INFO) quotes the header it refused:
+    ``Invalid header value 'Bearer TOKEN\\x01'`` would log a credential a client mistyped.
+    The record keeps what was wrong, not the value."""
+
+    QUOTED = re.compile(r"(Invalid header (?:name|value)) .*", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, Exception) for arg in record.args):
+            record.args = tuple(self.QUOTED.sub(r"\1 (not logged)", str(arg)) if isinstance(arg, Exception) else arg
+                                for arg in record.args)
+        return True
+
+
+UNQUOTED_HEADERS = UnquotedHeaders()
 
 
 class OneLineFormatter(logging.Formatter):
@@ -53,6 +72,7 @@ def configure(level: str = "INFO", log_format: str = "text") -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for name, least in QUIET_LIBRARIES.items():
         logging.getLogger(name).setLevel(max(least, logging.getLevelName(level)))
+    logging.getLogger("tornado.general").addFilter(UNQUOTED_HEADERS)  # once: the same filter is not added twice
     # Every request is logged (tornado.access). What the formats do not show
     # need not be collected for each record: the caller's frame, the thread and
     # process names (the logging HOWTO, "Optimization").
