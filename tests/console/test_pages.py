@@ -3,11 +3,17 @@ the API left as it was. The browser's walk through the pages is in test_browser.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from tornado.netutil import bind_sockets
 
 from tests.conftest import TEST_SECRET_KEY, basic_auth, plugins_config_for
+from tests.helpers import free_port
+from tests.identity.cloud import new_key, pem, self_signed
+from tornado_callback.app import http_server, make_app, ssl_context
 from tornado_callback.config import Settings
 from tornado_callback.store.models import Job
 
@@ -120,6 +126,26 @@ async def test_a_trusted_proxy_saying_https_gets_secure_cookies(world, console_u
     await direct.request("/console/login/", headers={"X-Forwarded-Proto": "https"})
     assert "Secure" not in direct.set_cookie_headers[0]
     assert response.code == 200
+
+
+@pytest.mark.gen_test
+async def test_over_tls_the_cookies_are_secure(services, http_client, tmp_path):
+    key = new_key()
+    (tmp_path / "cert.pem").write_bytes(pem(self_signed(key, "127.0.0.1")))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    tls = dataclasses.replace(services.settings, certfile=str(tmp_path / "cert.pem"),
+                              keyfile=str(tmp_path / "key.pem"))
+    server = http_server(make_app(services), tls, ssl_context(tls))
+    port = free_port()
+    server.add_sockets(bind_sockets(port, "127.0.0.1"))
+    try:
+        response = await http_client.fetch(f"https://127.0.0.1:{port}/console/login/", validate_cert=False)
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    xsrf = next(h for h in response.headers.get_list("Set-Cookie") if h.startswith("_xsrf="))
+    assert "Secure" in xsrf and "HttpOnly" in xsrf and "SameSite=Lax" in xsrf
 
 
 @pytest.mark.gen_test
