@@ -56,9 +56,6 @@ class ConsoleHandler(APIHandler):
         """Our files under /console/static/, versioned by their hash (served with a long cache time)."""
         return tornado.web.StaticFileHandler.make_static_url(STATIC_URL_SETTINGS, path)
 
-    def get_login_url(self) -> str:
-        return LOGIN_URL
-
     def over_https(self) -> bool:
         """Served over TLS, or to a trusted proxy (one whose X-Forwarded-For the resolvers
         believe, so that the client differs from the peer) that says its client used https."""
@@ -74,9 +71,6 @@ class ConsoleHandler(APIHandler):
         scripts' reach, not sent by other sites' requests, and over TLS only when served so."""
         kwargs.update(httponly=True, samesite="Lax", secure=self.over_https())
         super().set_cookie(name, value, domain, expires, PREFIX, expires_days, **kwargs)
-
-    def clear_cookie(self, name: str, **kwargs: Any) -> None:
-        super().clear_cookie(name, path=PREFIX)
 
     @property
     def _session_secret(self) -> bytes:
