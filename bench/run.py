@@ -6,7 +6,9 @@ chain alone (bench/chain.py), then starts the real server for each N (``serve
 the ceiling) and drives them with wrk over loopback (bench/load.lua): hello,
 the callback POST matched by address, the callback POST matched by a verified
 AWS identity and the admin GET of every N take turns in short rounds, so that
-a change in the machine's speed meets them all alike. Prints one table,
+a change in the machine's speed meets them all alike. Then, at the largest N,
+one long run of callback POSTs (--sustained seconds) shows the stalls a short
+round hides: its p99 against its p50. Prints one table,
 writes it to bench/results/latest.md, and checks the run: every 202 named a
 job that exists, no (template, host) pair got two jobs, every verified 202's
 job is the host whose identity it sent, no request failed. A run with errors
@@ -44,11 +46,16 @@ LOAD_SCRIPT = BENCH / "load.lua"
 # the hello's rate on a fast machine (8,700 req/s seen here), which no callback reaches.
 MAX_POST_RATE = 20000
 KINDS = ("hello", "post", "verified", "get")
-# The two POST rows draw their (template, host) pairs from one sequence (load.lua's k),
-# so that neither finds the other's pairs already pending.
-POST_KINDS = ("post", "verified")
+# The sustained row: address-matched POSTs (load.lua's "post"), in one long run after the rounds.
+SUSTAINED = "sustained"
+# The POST rows draw their (template, host) pairs from one sequence (load.lua's k),
+# so that none finds another's pairs already pending.
+POST_KINDS = ("post", "verified", SUSTAINED)
 NAMES = {"hello": "hello (ceiling)", "post": "callback POST", "verified": "callback POST, verified AWS identity",
-         "get": "callback GET"}
+         "get": "callback GET", SUSTAINED: "callback POST, sustained"}
+# Issue 18: under sustained POSTs, a stall (a checkpoint, a garbage collection) shows as a p99
+# far above the p50; at most this many times it.
+MAX_SUSTAINED_P99_OVER_P50 = 4.0
 # The verified cost target (issue 17): a verified callback costs at most this many address-matched ones.
 MAX_VERIFIED_COST = 2.0
 
@@ -64,6 +71,7 @@ class LoadResult:
     round_rates: list[float] = field(default_factory=list)
     other_status: str = ""
     other_body: str = ""
+    load_average: float = 0.0  # the machine's, as the row started (the sustained row: one run)
 
     def add_round(self, figures: dict[str, int], latency: Counter[int],
                   other_status: str, other_body: str) -> None:
@@ -196,7 +204,8 @@ def run_wrk(wrk: str, args: argparse.Namespace, load: LoadResult, url: str, worl
     """One round of ``load``'s kind, added to it; returns the POST offset for the next round."""
     kind = load.kind
     latency_file = round_.file("latency", kind)
-    env = {**os.environ, "BENCH_MODE": kind, "BENCH_HOSTS": str(world.hosts),
+    mode = "post" if kind == SUSTAINED else kind
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_HOSTS": str(world.hosts),
            "BENCH_FIRST_TEMPLATE": str(world.first_template_id),
            "BENCH_TEMPLATES": str(world.templates), "BENCH_KEY": HOST_KEY,
            "BENCH_TOKEN": world.token, "BENCH_OFFSET": str(round_.post_offset),
@@ -232,7 +241,8 @@ def check_jobs(size: Size, connections: int) -> tuple[int, list[str]]:
     every 202 of the verified row named a job that cloud_metadata matched to the host
     whose signed identity the request carried."""
     errors = []
-    ids_files = {kind: sorted(size.workdir.glob(f"job-ids-{kind}-*.txt")) for kind in POST_KINDS}
+    ids_files = {kind: sorted(size.workdir.glob(f"job-ids-{kind}-*.txt"))
+                 for kind in POST_KINDS if kind in size.result.loads}
     named_by = {kind: [job for f in files for job in f.read_text().split()] for kind, files in ids_files.items()}
     named = [job for jobs in named_by.values() for job in jobs]
     with sqlite3.connect(size.database) as db:
@@ -288,9 +298,11 @@ class Size:
         return self.workdir / "bench.db"
 
 
-def build_size(stack: contextlib.ExitStack, args: argparse.Namespace, hosts: int) -> Size:
+def build_size(stack: contextlib.ExitStack, args: argparse.Namespace, hosts: int, sustained: int) -> Size:
+    """``sustained``: the seconds of the sustained row this size gets (0: none)."""
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{hosts}-")))
-    templates = max(1, math.ceil(len(POST_KINDS) * args.duration * MAX_POST_RATE / hosts))
+    post_seconds = sum(kind in POST_KINDS for kind in KINDS) * args.duration + sustained
+    templates = max(1, math.ceil(post_seconds * MAX_POST_RATE / hosts))
     world = asyncio.run(build_world(f"sqlite:///{workdir / 'bench.db'}", hosts, templates))
     print(f"{hosts} hosts: world built in {world.seconds:.1f} s ({templates} template(s))", flush=True)
     return Size(hosts, workdir, world)
@@ -304,7 +316,7 @@ def bench(wrk: str, args: argparse.Namespace, sizes: list[int]) -> list[SizeResu
         signed = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-identities-")))
         identities = sign_identities(signed, sizes[-1])
         print(f"{sizes[-1]} identity documents signed in {identities.seconds:.1f} s", flush=True)
-        run = [build_size(stack, args, hosts) for hosts in sizes]
+        run = [build_size(stack, args, hosts, args.sustained if hosts == sizes[-1] else 0) for hosts in sizes]
         print("timing the chain", flush=True)
         chains = asyncio.run(time_chains([(s.hosts, s.world.database_url) for s in run], args.resolves))
         for size, chain in zip(run, chains, strict=True):
@@ -358,6 +370,13 @@ def drive(wrk: str, args: argparse.Namespace, run: list[Size], hello_url: str, i
                 next_offset = run_wrk(wrk, args, size.result.loads[kind], url, size.world, round_)
                 if kind in POST_KINDS:
                     post_offsets[size.hosts] = next_offset
+    if args.sustained > 0:
+        largest = run[-1]
+        print(f"sustained: callback POSTs for {args.sustained} s at {largest.hosts} hosts", flush=True)
+        load = largest.result.loads[SUSTAINED] = LoadResult(SUSTAINED, largest.hosts, Counter(), Counter(),
+                                                            load_average=os.getloadavg()[0])
+        run_wrk(wrk, args, load, largest.url, largest.world,
+                Round(args.sustained, largest.workdir, 1, identities.bodies, post_offsets[largest.hosts]))
 
 
 def rounds_of(args: argparse.Namespace) -> tuple[int, int]:
@@ -380,7 +399,9 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
         f"{loads[1]:.2f} after",
         f"- load: wrk -t1 -c{args.connections}; each row is {rounds} rounds of {seconds} s, "
         f"hello, POST, verified POST and GET taking turns, after {args.warmup:g} s of warm-up; "
-        "wrk and the server share the cores",
+        "wrk and the server share the cores"
+        + (f"; then, at {results[-1].hosts} hosts, callback POSTs for {args.sustained} s in one run (sustained)"
+           if args.sustained > 0 else ""),
         "- server: `serve --no-worker`, one process, SQLite; hello: bench/hello.py, one process; "
         "chain alone: one resolve at a time, on one core (bench/chain.py)",
         "",
@@ -389,8 +410,7 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
     ]
     for r in results:
         hello = r.loads["hello"]
-        for kind in KINDS:
-            load = r.loads[kind]
+        for kind, load in r.loads.items():
             f = load.figures
             if kind in POST_KINDS:
                 answers = f"{f['n202']} 202 (one job each), {f['n400_pending']} 400 already pending"
@@ -417,6 +437,13 @@ def table(results: list[SizeResult], args: argparse.Namespace, loads: tuple[floa
                  f"[<= {MAX_VERIFIED_COST:g}x cost: {'met' if cost <= MAX_VERIFIED_COST else 'NOT met'}]; "
                  f"round by round {min(per_round):.2f} to {max(per_round):.2f}; "
                  f"p50 {ratio(verified.p50_ms, post.p50_ms)}")
+    if SUSTAINED in large.loads:
+        sustained = large.loads[SUSTAINED]
+        spread = sustained.p99_ms / sustained.p50_ms if sustained.p50_ms else math.inf
+        met = "met" if spread <= MAX_SUSTAINED_P99_OVER_P50 else "NOT met"
+        lines.append(f"- sustained callback POST, p99 / p50: {spread:.2f} "
+                     f"[<= {MAX_SUSTAINED_P99_OVER_P50:g}: {met}]; p50 {sustained.p50_ms:.2f} ms, "
+                     f"p99 {sustained.p99_ms:.2f} ms; load average {sustained.load_average:.2f} as it started")
     lines += ["", f"p50 at {large.hosts} hosts / p50 at {small.hosts} hosts [<= 1.25]:", ""]
     for label, big, little in (
         ("callback POST", large.loads["post"].p50_ms, small.loads["post"].p50_ms),
@@ -440,6 +467,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per row (whole seconds: wrk)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="turns the kinds of request take within a row (at most --duration)")
+    parser.add_argument("--sustained", type=int, default=15,
+                        help="seconds of callback POSTs in one run at the largest N, after the rounds (0: none)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each size (0: none)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
     parser.add_argument("--resolves", type=int, default=2000, help="resolves timed by the chain benchmark")
