@@ -2,7 +2,7 @@
 
 No secret is logged: our own records name ids, never a key, a password or a token;
 the access log leaves secret-looking query parameters out (http/access_log.py),
-Tornado's record of a malformed request the header value it quotes;
+Tornado's own records the header values and query parameters they quote;
 and the libraries that would log statements with their parameters, or rows
 (a template's host_config_key among them), are held above DEBUG whatever the level.
 """
@@ -22,21 +22,36 @@ QUIET_LIBRARIES = {"sqlalchemy": logging.WARNING, "alembic": logging.WARNING, "a
                    "ansible_runner": logging.INFO, "asyncpg": logging.INFO}
 
 
-class UnquotedHeaders(logging.Filter):
-    """Tornado's "Malformed HTTP message" record (at INFO) quotes the header it refused:
-    ``Invalid header value 'Bearer TOKEN\\x01'`` would log a credential a client mistyped.
-    The record keeps what was wrong, not the value."""
+class TornadoSecretsOut(logging.Filter):
+    """Tornado's own records quote what they refused: "Malformed HTTP message" the header
+    (``Invalid header value 'Bearer TOKEN\\x01'``: a credential a client mistyped), an
+    uncaught exception's record the request's URI (a host_config_key a client put in the
+    query string). The records keep what was wrong, not those values."""
 
-    QUOTED = re.compile(r"(Invalid header (?:name|value)) .*", re.DOTALL)
+    QUOTED_HEADER = re.compile(r"(Invalid header (?:name|value)) .*", re.DOTALL)
+    # A query parameter whose name says key, password, token or secret, as access_log.py knows them.
+    SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;\s]*(?:key|passw|token|secret)[^=&;\s]*=)[^&;\s'\")]*",
+                                    re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(arg, Exception) for arg in record.args):
-            record.args = tuple(self.QUOTED.sub(r"\1 (not logged)", str(arg)) if isinstance(arg, Exception) else arg
-                                for arg in record.args)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._cleaned(arg) for arg in record.args)
         return True
 
+    def _cleaned(self, arg: object) -> object:
+        if isinstance(arg, str | Exception):
+            text = str(arg)
+        elif hasattr(arg, "uri"):  # a request, which Tornado writes with %r
+            text = repr(arg)
+        else:
+            return arg
+        cleaned = self.SECRET_QUERY_VALUE.sub(r"\1REDACTED", self.QUOTED_HEADER.sub(r"\1 (not logged)", text))
+        return arg if cleaned == text else cleaned
 
-UNQUOTED_HEADERS = UnquotedHeaders()
+
+TORNADO_SECRETS_OUT = TornadoSecretsOut()
+# Tornado's loggers whose records quote requests (tornado.access is ours: http/access_log.py).
+TORNADO_LOGGERS = ("tornado.general", "tornado.application")
 
 
 class OneLineFormatter(logging.Formatter):
@@ -72,7 +87,8 @@ def configure(level: str = "INFO", log_format: str = "text") -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for name, least in QUIET_LIBRARIES.items():
         logging.getLogger(name).setLevel(max(least, logging.getLevelName(level)))
-    logging.getLogger("tornado.general").addFilter(UNQUOTED_HEADERS)  # once: the same filter is not added twice
+    for name in TORNADO_LOGGERS:
+        logging.getLogger(name).addFilter(TORNADO_SECRETS_OUT)  # once: the same filter is not added twice
     # Every request is logged (tornado.access). What the formats do not show
     # need not be collected for each record: the caller's frame, the thread and
     # process names (the logging HOWTO, "Optimization").
