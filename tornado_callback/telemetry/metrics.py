@@ -6,7 +6,7 @@ forks) still decides how they are stored. Labels are bounded: template ids,
 outcomes, resolver names, statuses; never a host name, an address or a key.
 
 The job table's state (jobs by status, pending depth, oldest pending job) is no
-counter kept here: it is read from the database at scrape time (metrics_handler.py),
+counter kept here: it is read from the database at scrape time (http/prometheus.py),
 so that every process and node reports the same truth.
 """
 
@@ -146,7 +146,8 @@ def share_between_processes() -> None:
 
 
 def process_stopped(pid: int) -> None:
-    """A server process ended: its live gauges no longer count (its counters still do)."""
+    """A server process ended: prometheus_client drops its live gauges (none of ours is one today:
+    this keeps one added later right), its counters still count."""
     if MULTIPROCESS_DIR_VARIABLE in os.environ:
         mark_process_dead(pid)
 
