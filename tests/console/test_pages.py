@@ -269,6 +269,21 @@ async def test_html_in_host_names_evidence_and_job_output_shows_as_text(world, l
 
 
 @pytest.mark.gen_test
+async def test_a_job_page_stays_under_100_kb_whatever_the_output(world, log_in, services):
+    output = "start\n" + "<&\"é" * 50_000 + "\nthe end"  # each character grows when escaped
+    async with services.db.session() as session:
+        job = Job(job_template_id=world.template_id, inventory_id=world.inventory_id, name="provision-web",
+                  status="running", launch_type="manual", result_stdout=output)
+        session.add(job)
+        await session.commit()
+    root = await log_in("root")
+    page = await root.get(f"/console/jobs/{job.id}/")
+    assert page.code == 200 and len(page.body) < 100_000
+    assert "&lt;&amp;&quot;é\nthe end</pre>" in text(page) and "start" not in text(page)
+    assert f"of {len(output)} characters" in text(page)
+
+
+@pytest.mark.gen_test
 async def test_an_api_path_asked_for_html_stays_json(world, account, fetch):
     html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     await account("root")

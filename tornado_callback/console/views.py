@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tornado.escape import xhtml_escape
+
 # Trace outcomes (API.md section 1) and the badge each is drawn with; anything else is drawn as unknown.
 TRACE_OUTCOMES = frozenset({"matched", "ambiguous", "no_match", "skipped", "error", "timeout"})
 # The callback's refusals, by the ``msg`` AWX answers them with (API.md section 1).
 MSG_NO_MATCH = "No matching host could be found!"
 MSG_AMBIGUOUS = "Multiple hosts matched the request!"
-# Tails of job output a page carries: every page stays under 100 KB; the API has the whole text.
-OUTPUT_TAIL_CHARS = 60_000
+# The tail of a job's output a page carries, at most, as the page writes it (escaped, UTF-8): every
+# page stays under 100 KB; the API has the whole text.
+OUTPUT_TAIL_BYTES = 60_000
 
 
 def badge(outcome: Any) -> str:
@@ -62,6 +65,9 @@ def curl_line(url: str, key: str | None) -> str:
 
 
 def output_tail(text: str, since: int = 0) -> tuple[str, int]:
-    """The output from character ``since`` on, at most its last OUTPUT_TAIL_CHARS, and where it ends."""
-    start = max(since, len(text) - OUTPUT_TAIL_CHARS, 0)
-    return text[start:], len(text)
+    """The output from character ``since`` on, at most its last OUTPUT_TAIL_BYTES once escaped, and
+    where it ends. Output full of markup or of wide characters grows when written: cut it to fit."""
+    tail = text[max(since, len(text) - OUTPUT_TAIL_BYTES, 0):]
+    while len(xhtml_escape(tail).encode()) > OUTPUT_TAIL_BYTES:
+        tail = tail[len(tail) // 4 or 1:]  # drop the oldest quarter
+    return tail, len(text)
