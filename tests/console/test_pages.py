@@ -13,6 +13,7 @@ from tornado.netutil import bind_sockets
 from tests.conftest import TEST_SECRET_KEY, basic_auth, plugins_config_for
 from tests.helpers import free_port
 from tests.identity.cloud import new_key, pem, self_signed
+from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.app import http_server, make_app, ssl_context
 from tornado_callback.config import Settings
 from tornado_callback.store.models import Job
@@ -226,6 +227,18 @@ async def test_explain_behind_a_trusted_proxy_shows_the_matched_host_and_its_tra
             f'header=X-Forwarded-For%3A+10.0.0.5"') in page
     bad = await editor.post(explain, {"address": "not-an-ip"}, form_page=explain)
     assert bad.code == 400 and "is not an IP address" in text(bad)
+
+
+@pytest.mark.gen_test
+async def test_a_fleet_behind_one_address_is_named_in_part(world, log_in, services):
+    for number in range(30):
+        await services.admin.create("hosts", LOCAL_ADMIN, {
+            "inventory": world.inventory_id, "name": f"nat{number:02}", "variables": {"ansible_host": "10.0.0.9"}})
+    editor = await log_in("editor")
+    explain = f"/console/templates/{world.template_id}/explain/"
+    page = text(await editor.post(explain, {"address": "10.0.0.9"}, form_page=explain))
+    assert re.search(r'<dd class="matching">nat00, nat01, .*, nat19 and 10 more</dd>', page)
+    assert "hosts: nat00, nat01, " in page and "nat19 and 10 more" in page and "nat20" not in page
 
 
 @pytest.mark.gen_test

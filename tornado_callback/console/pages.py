@@ -19,6 +19,7 @@ from tornado_callback.console.views import (
     callback_url,
     curl_line,
     output_tail,
+    some_hosts,
 )
 from tornado_callback.errors import ServiceError
 from tornado_callback.http.values import MAX_PAGE_SIZE, api_datetime, parse_id
@@ -39,7 +40,7 @@ class PageHandler(ConsoleHandler):
 
     def get_template_namespace(self) -> dict[str, Any]:
         namespace = super().get_template_namespace()
-        namespace.update(badge=badge, attempt_outcome=attempt_outcome)
+        namespace.update(badge=badge, attempt_outcome=attempt_outcome, some_hosts=some_hosts)
         return namespace
 
     @property

@@ -19,6 +19,17 @@ MSG_AMBIGUOUS = "Multiple hosts matched the request!"
 OUTPUT_TAIL_BYTES = 60_000
 
 
+# Host names a trace row or an explanation lists: an address shared by a whole fleet matches all of it.
+HOSTS_SHOWN = 20
+
+
+def some_hosts(hosts: Any) -> str:
+    """The first HOSTS_SHOWN names, and how many more there are."""
+    names = [str(h) for h in hosts or ()]
+    more = f" and {len(names) - HOSTS_SHOWN} more" if len(names) > HOSTS_SHOWN else ""
+    return ", ".join(names[:HOSTS_SHOWN]) + more
+
+
 def badge(outcome: Any) -> str:
     """The CSS class of an outcome's badge: never the value itself, which a stored trace carries."""
     return f"badge-{outcome}" if outcome in TRACE_OUTCOMES else "badge-unknown"
