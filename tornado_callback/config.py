@@ -114,6 +114,12 @@ class Settings:
     # A running job's lease; its worker renews it, and a job whose lease ran
     # out (its worker died) is marked `error` so its host may call back again.
     job_lease_seconds: float = 60.0
+    # Pending callback jobs of one template and launch that a worker runs as one
+    # ansible-playbook (coalesced runs, executor.py), at most; 1 runs each job alone.
+    job_batch_size: int = 50
+    # Seconds a worker waits, once it took a callback job, for more of its kind
+    # to join the run. 0: none; batches form because jobs pile up while workers are busy.
+    job_batch_linger: float = 0.0
     # Fernet key for credential secrets; without it, secret_key_file is used
     # (created with mode 0600 on first use; default: beside the SQLite
     # database, or in the working directory).
@@ -294,6 +300,8 @@ def build_settings(**flags: Any) -> Settings:
         "workers": int,
         "job_poll_interval": float,
         "job_lease_seconds": float,
+        "job_batch_size": int,
+        "job_batch_linger": float,
         "secret_key": str,
         "secret_key_file": str,
         "job_isolation": switch,
@@ -318,7 +326,7 @@ def build_settings(**flags: Any) -> Settings:
             raise ConfigError(f"{name}: {raw!r} is not a valid {convert.__name__}") from e
     for name, low in (("workers", 0), ("processes", 0), ("bad_key_limit", 1), ("bad_key_template_limit", 1),
                       ("login_user_limit", 1), ("login_address_limit", 1), ("max_connections", 0),
-                      ("registrations_per_minute", 1)):
+                      ("registrations_per_minute", 1), ("job_batch_size", 1), ("job_batch_linger", 0)):
         if values.get(name, low) < low:
             raise ConfigError(f"{name} must be at least {low}")
     for name in ("job_poll_interval", "job_lease_seconds", "bad_key_window", "login_window",

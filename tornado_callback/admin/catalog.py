@@ -297,6 +297,8 @@ JOB_TEMPLATES = Resource(
         String("host_config_key", max_length=1024, shown_to="change",
                help="Enables provisioning callbacks; empty disables them. Needs an inventory."),
         Boolean("allow_simultaneous"),
+        Boolean("allow_coalesced_runs", default=True,
+                help="Its callback jobs may share one ansible-playbook run (README: Coalesced runs)."),
     ),
     access=RoleScoped("job_template", "id"),
     filter_fields=("name", "inventory"),

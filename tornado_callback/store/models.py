@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -306,6 +307,8 @@ class JobTemplate(Timestamped, Base):
     # Kept as given: the admin GET shows it back, as AWX does. Compared in constant time.
     host_config_key: Mapped[str] = mapped_column(String(1024), default="")
     allow_simultaneous: Mapped[bool] = mapped_column(default=False)
+    # Whether its callback jobs may share one ansible-playbook run (executor.py).
+    allow_coalesced_runs: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Job(Timestamped, Base):
@@ -354,6 +357,12 @@ class Job(Timestamped, Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     worker_id: Mapped[str] = mapped_column(String(128), default="")
     lease_expires: Mapped[dt.datetime | None]
+    # Callback jobs with the same key may run as one ansible-playbook (coalesced
+    # runs): same template, inventory and variables. None: this job runs alone.
+    coalesce_key: Mapped[str | None] = mapped_column(String(64))
+    # The run that ran it (last), and how many jobs shared that run.
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    run_job_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     @property
     def elapsed(self) -> float:
