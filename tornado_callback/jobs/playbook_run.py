@@ -48,14 +48,16 @@ class RunSetupError(Exception):
 
 @dataclass(frozen=True)
 class RunSpec:
-    job_id: int
+    # Names the run's directories: the id of its first job.
+    ident: int
     template_name: str
     project_dir: str
     playbook: str
     inventory: dict[str, Any]
     limit: str
-    # A callback job's limit is the calling host's name, which must select it alone.
-    limit_is_host: bool
+    # The hosts of the callback jobs the run is for (the limit is these names,
+    # each of which must select its host alone); empty for a manual launch.
+    callback_hosts: tuple[str, ...]
     # The template's own variables, which may template, and those given at
     # launch, which reach Ansible as data (ansible_vars.py).
     configured_vars: dict[str, Any]
@@ -93,20 +95,27 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _check_limit(spec: RunSpec) -> None:
-    """A limit is host patterns; ``@FILE`` would make Ansible read a file and print its lines.
-
-    A callback job's limit is its host's name, and must select that host alone:
-    Ansible would read ``web1,db1`` as two hosts, ``web*`` as a wildcard and a
-    group's name as the group.
-    """
+    """A limit is host patterns; ``@FILE`` would make Ansible read a file and print its lines."""
     if any(pattern.strip().startswith("@") for pattern in re.split(r"[,:]", spec.limit)):
         raise RunSetupError(f"The limit {spec.limit!r} names a file (@...); give host patterns.")
-    if spec.limit_is_host and (
-        spec.limit in {"all", "ungrouped", *spec.inventory["all"]["children"]}
-        or (PATTERN_CHARACTERS.search(spec.limit) and not _is_address(spec.limit))
+    for host in spec.callback_hosts:
+        if problem := host_limit_problem(host, spec.inventory):
+            raise RunSetupError(problem)
+
+
+def host_limit_problem(host: str, inventory: dict[str, Any]) -> str | None:
+    """Why a callback job's host cannot be its limit, if it cannot.
+
+    The limit must select that host alone: Ansible would read ``web1,db1`` as
+    two hosts, ``web*`` as a wildcard, ``@FILE`` as a file to read and a
+    group's name as the group.
+    """
+    if host in {"all", "ungrouped", *inventory["all"]["children"]} or (
+        PATTERN_CHARACTERS.search(host) and not _is_address(host)
     ):
-        raise RunSetupError(f"The host's name {spec.limit!r} would select other hosts as an Ansible limit "
-                            "(it is a group's name, or holds pattern characters): rename the host.")
+        return (f"The host's name {host!r} would select other hosts as an Ansible limit "
+                "(it is a group's name, or holds pattern characters): rename the host.")
+    return None
 
 
 def _is_address(text: str) -> bool:
@@ -135,7 +144,7 @@ def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> 
     # ansible-runner reads its settings from this file only (a settings argument is dropped when it is missing).
     _write_private(private_dir / "env" / "settings", json.dumps(
         {"pexpect_timeout": CANCEL_CHECK_SECONDS, "suppress_ansible_output": True}))
-    artifacts = private_dir / "artifacts" / str(spec.job_id)
+    artifacts = private_dir / "artifacts" / str(spec.ident)
     # What the run itself writes (inside the sandbox, these alone are writable).
     writable = [private_dir / "home", private_dir / "tmp", artifacts / "job_events", artifacts / "fact_cache"]
     for path in writable:
@@ -171,7 +180,7 @@ def runner_config(spec: RunSpec, private_dir: Path, sandbox: Sandbox | None) -> 
             passwords[BECOME_PASSWORD_PROMPT] = secrets.become_password
     config = RunnerConfig(
         private_data_dir=str(private_dir),
-        ident=str(spec.job_id),
+        ident=str(spec.ident),
         playbook=str(playbook),
         project_dir=str(project_dir),
         inventory=str(inventory),

@@ -28,6 +28,9 @@ JOB_SCHEMA = object_schema({
     "failed": {"type": "boolean"},
     "job_explanation": STRING,
     "resolved_by": STRING,
+    "run_id": {"type": "string", "nullable": True,
+               "description": "The ansible-playbook run that ran the job (last); null before it ran."},
+    "run_job_count": {"type": "integer", "description": "How many jobs shared that run (coalesced runs)."},
 })
 JOB_LIST_PARAMETERS: tuple[dict[str, Any], ...] = (
     {"name": "job_template", "in": "query", "schema": ID, "description": "Only this template's jobs"},

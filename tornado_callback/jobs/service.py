@@ -73,6 +73,9 @@ def job_summary(job: Job) -> dict[str, Any]:
         "failed": job.failed,
         "job_explanation": job.job_explanation,
         "resolved_by": job.resolved_by,
+        # The ansible-playbook run it had (last), and how many jobs shared that run.
+        "run_id": job.run_id,
+        "run_job_count": job.run_job_count,
     }
 
 
