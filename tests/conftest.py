@@ -219,6 +219,13 @@ def shown(workdir: Path) -> Path:
 
 
 @pytest.fixture
+def admin(io_loop: Any, services: Services) -> dict[str, str]:
+    """Headers of a superuser's requests to the test server."""
+    io_loop.run_sync(lambda: services.accounts.create_user("root", "pw", superuser=True))
+    return basic_auth("root", "pw")
+
+
+@pytest.fixture
 def out(tmp_path: Path) -> Path:
     """Where this test's playbooks leave what the test reads."""
     return shown(tmp_path)

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from tests.conftest import basic_auth
 from tests.jobs_support import (  # noqa: F401  (fixtures used by this module)
     LOCALHOST_VARS,
     settings,
@@ -22,12 +21,6 @@ pytestmark = [pytest.mark.gen_test(timeout=90), pytest.mark.usefixtures("workers
 
 CALLBACK = "/api/v2/job_templates/{}/callback/"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def admin(io_loop, services):
-    io_loop.run_sync(lambda: services.accounts.create_user("root", "pw", superuser=True))
-    return basic_auth("root", "pw")
 
 
 @pytest.fixture

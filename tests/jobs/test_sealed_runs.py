@@ -70,12 +70,6 @@ def shown_variables(job):
 
 
 @pytest.fixture
-def admin(io_loop, services):
-    io_loop.run_sync(lambda: services.accounts.create_user("root", "pw", superuser=True))
-    return basic_auth("root", "pw")
-
-
-@pytest.fixture
 def server_env(monkeypatch):
     """The server's own secrets in its environment, as a deployment gives them."""
     monkeypatch.setenv("TORNADO_CALLBACK_SECRET_KEY", TEST_SECRET_KEY)

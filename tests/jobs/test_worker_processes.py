@@ -43,11 +43,12 @@ def start_worker(settings, tmp_path, project):
     """Start ``tornado-callback worker`` subprocesses; stop them (and their playbooks) afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(slots: int = 2) -> subprocess.Popen[bytes]:
+    def start(slots: int = 2, batch_size: int = 50) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.update({
             "TORNADO_CALLBACK_DATABASE_URL": settings.database_url,
             "TORNADO_CALLBACK_WORKERS": str(slots),
+            "TORNADO_CALLBACK_JOB_BATCH_SIZE": str(batch_size),
             "TORNADO_CALLBACK_JOB_POLL_INTERVAL": str(settings.job_poll_interval),
             "TORNADO_CALLBACK_JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
             "TORNADO_CALLBACK_SECRET_KEY": settings.secret_key,
@@ -94,22 +95,30 @@ async def queue_callback_jobs(services, template_id: int, host_ids: dict[str, in
     return await services.db.write(create)
 
 
+def record_runs_playbook(project, runs, once=False):
+    """A playbook whose every host appends its job id to ``runs`` (or, ``once``, only one host of each run).
+
+    A lookup runs in ansible-playbook itself: no module to ship, so the runs stay cheap.
+    """
+    return write_playbook(project, "record.yml", f"""\
+    - name: Record this run
+      ansible.builtin.debug:
+        msg: "{{{{ lookup('ansible.builtin.pipe', 'echo ' ~ awx_job_id ~ ' >> {runs}') }}}}"
+      run_once: {str(once).lower()}
+""")
+
+
 @pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"needs PostgreSQL ({PG_ENV})")
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
     seed, services, start_worker, project, tmp_path
 ):
     runs = shown(tmp_path) / "runs.log"
-    # A lookup runs in ansible-playbook itself: no module to ship, so the 20 runs stay cheap.
-    playbook = write_playbook(project, "record.yml", f"""\
-    - name: Record this run
-      ansible.builtin.debug:
-        msg: "{{{{ lookup('ansible.builtin.pipe', 'echo ' ~ awx_job_id ~ ' >> {runs}') }}}}"
-""")
+    playbook = record_runs_playbook(project, runs)
     hosts = {f"host{n:02d}": dict(LOCALHOST_VARS, ansible_host=f"127.0.1.{n}") for n in range(20)}
     world = await seed(hosts, project_dir=str(project), playbook=playbook)
-    # Both workers are polling before any job exists, so they compete for every job.
-    for worker in (start_worker(), start_worker()):
+    # Both workers are polling before any job exists, so they compete for every job (one at a time).
+    for worker in (start_worker(batch_size=1), start_worker(batch_size=1)):
         await wait_for_output(worker, b"job slot(s)")
     job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
     finished = [await wait_for_status(services, job_id, timeout=100) for job_id in job_ids]
@@ -117,6 +126,29 @@ async def test_two_worker_processes_run_each_of_20_jobs_exactly_once(
     assert [j.status for j in finished] == ["successful"] * 20
     assert Counter(runs.read_text().split()) == Counter(str(i) for i in job_ids)
     assert len({j.worker_id for j in finished}) == 2  # both processes took jobs
+
+
+@pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"needs PostgreSQL ({PG_ENV})")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_worker_processes_never_share_out_one_batch_twice(
+    seed, services, start_worker, project, tmp_path
+):
+    runs = shown(tmp_path) / "runs.log"  # one line per ansible-playbook run
+    playbook = record_runs_playbook(project, runs, once=True)
+    hosts = {f"host{n:02d}": dict(LOCALHOST_VARS, ansible_host=f"127.0.1.{n}") for n in range(40)}
+    world = await seed(hosts, project_dir=str(project), playbook=playbook)
+    job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
+    # Four job slots in two processes claim batches of at most 8 from the same 40 pending jobs.
+    for worker in (start_worker(batch_size=8), start_worker(batch_size=8)):
+        await wait_for_output(worker, b"job slot(s)")
+    finished = [await wait_for_status(services, job_id, timeout=100) for job_id in job_ids]
+
+    assert [j.status for j in finished] == ["successful"] * 40
+    batches = Counter(j.run_id for j in finished)
+    # Each job was in one run; each run held the jobs it says it held, at most 8; each ran once.
+    assert all(j.run_job_count == batches[j.run_id] <= 8 for j in finished)
+    assert len(runs.read_text().split()) == len(batches) >= 5
+    assert len({j.worker_id for j in finished}) == 2
 
 
 async def test_a_killed_workers_job_ends_in_error_and_the_host_can_call_back(
