@@ -52,6 +52,7 @@ from tornado_callback.jobs.run_output import EXPLAIN_CANCELED, EXPLAIN_SHUTDOWN,
 from tornado_callback.jobs.sandbox import Sandbox
 from tornado_callback.store.database import Database
 from tornado_callback.store.models import Credential, Job, JobEvent, JobTemplate
+from tornado_callback.telemetry import metrics
 
 log = logging.getLogger("tornado_callback.jobs.executor")
 
@@ -250,6 +251,7 @@ class WorkerPool:
             if ending.status == "pending":
                 log.info("job %s back in the queue: %s", job_id, ending.explanation)
                 continue
+            metrics.job_finished(ending.status, seconds)
             log.log(logging.WARNING if ending.status == "error" else logging.INFO,
                     "job %s finished: %s after %.1f s%s", job_id, ending.status, seconds,
                     f" ({ending.explanation})" if ending.explanation else "")
