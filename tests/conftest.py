@@ -226,6 +226,12 @@ def admin(io_loop: Any, services: Services) -> dict[str, str]:
 
 
 @pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The project directory of this test's templates (write_playbook fills it)."""
+    return tmp_path / "project"
+
+
+@pytest.fixture
 def out(tmp_path: Path) -> Path:
     """Where this test's playbooks leave what the test reads."""
     return shown(tmp_path)

@@ -32,11 +32,6 @@ def settings(database_url, plugins_config, tmp_path):
     return job_settings(database_url, plugins_config, tmp_path, workers=1)
 
 
-@pytest.fixture
-def project(tmp_path):
-    return tmp_path / "project"
-
-
 def boot_playbook(project, out, extra_tasks=""):
     """Records each ansible-playbook run (a run_once task runs once per run) and configures each host."""
     return write_playbook(project, "boot.yml", f"""\
@@ -48,6 +43,23 @@ def boot_playbook(project, out, extra_tasks=""):
       ansible.builtin.debug:
         msg: "configured {{{{ inventory_hostname }}}} for job {{{{ awx_job_id }}}}"
 {extra_tasks}""")
+
+
+def gated(gate, when=""):
+    """A task that holds its host's run until the test creates the file ``gate``."""
+    condition = f"\n      when: {when}" if when else ""
+    return f"""\
+    - name: Wait for the gate
+      ansible.builtin.wait_for:
+        path: "{gate}"
+        timeout: 60{condition}
+"""
+
+
+async def at_the_gate(services, job_id):
+    """Wait until the job's run waits at its gate."""
+    while "TASK [Wait for the gate]" not in (await wait_for_status(services, job_id, ("running",))).result_stdout:
+        await asyncio.sleep(0.2)
 
 
 def fleet(count, **extra):
@@ -65,13 +77,7 @@ async def test_callbacks_queued_while_the_worker_is_busy_run_as_one_playbook(
 ):
     gate = out / "gate"
     # The first host's run waits at the gate: while it holds the only worker, 20 hosts call back.
-    playbook = boot_playbook(project, out, f"""\
-    - name: Wait for the gate
-      ansible.builtin.wait_for:
-        path: "{gate}"
-        timeout: 60
-      when: inventory_hostname == 'h20'
-""")
+    playbook = boot_playbook(project, out, gated(gate, when="inventory_hostname == 'h20'"))
     world = await seed(fleet(21), project_dir=str(project), playbook=playbook)
     pool = services.start_workers(job_sandbox(services.settings))
     try:
@@ -79,8 +85,7 @@ async def test_callbacks_queued_while_the_worker_is_busy_run_as_one_playbook(
         first = await fetch(CALLBACK.format(world.template_id), method="POST", body=body, headers=JSON,
                             network_interface="127.0.1.21")
         busy = json.loads(first.body)["job"]
-        while "TASK [Wait for the gate]" not in (await wait_for_status(services, busy, ("running",))).result_stdout:
-            await asyncio.sleep(0.2)
+        await at_the_gate(services, busy)
         answers = await asyncio.gather(*(
             fetch(CALLBACK.format(world.template_id), method="POST", body=body, headers=JSON,
                   network_interface=f"127.0.1.{n + 1}")
@@ -143,18 +148,12 @@ async def test_a_failing_host_fails_its_own_job_only(fetch, seed, services, proj
 
 async def test_canceling_one_job_of_a_shared_run_requeues_the_others(fetch, seed, services, project, out, admin):
     gate = out / "gate"
-    playbook = boot_playbook(project, out, f"""\
-    - name: Wait for the gate
-      ansible.builtin.wait_for:
-        path: "{gate}"
-        timeout: 60
-""")
+    playbook = boot_playbook(project, out, gated(gate))
     world = await seed(fleet(4), project_dir=str(project), playbook=playbook)
     job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
     pool = services.start_workers(job_sandbox(services.settings))
     try:
-        while "TASK [Wait for the gate]" not in (await wait_for_status(services, job_ids[1], ("running",))).result_stdout:
-            await asyncio.sleep(0.2)
+        await at_the_gate(services, job_ids[1])
         shared_run = (await job_row(services, job_ids[1])).run_id
         response = await fetch(f"/api/v2/jobs/{job_ids[1]}/cancel/", method="POST", body="", headers=admin)
         assert response.code == 202

@@ -23,11 +23,6 @@ CALLBACK = "/api/v2/job_templates/{}/callback/"
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def project(tmp_path):
-    return tmp_path / "project"
-
-
 async def call_back(fetch, world, extra_vars=None, **kwargs):
     body = {"host_config_key": world.key}
     if extra_vars is not None:

@@ -34,11 +34,6 @@ def settings(database_url, plugins_config, tmp_path):
 
 
 @pytest.fixture
-def project(tmp_path):
-    return tmp_path / "project"
-
-
-@pytest.fixture
 def start_worker(settings, tmp_path, project):
     """Start ``tornado-callback worker`` subprocesses; stop them (and their playbooks) afterwards."""
     started: list[subprocess.Popen[bytes]] = []
