@@ -206,11 +206,11 @@ def marks_written(marks: Path) -> dict[str, int]:
 
 @pytest.mark.gen_test(timeout=120)
 async def test_40_concurrent_callbacks_of_one_host_across_two_nodes_give_one_job(
-    seed, services, start_cluster, tmp_path
+    seed, services, start_cluster, project, tmp_path
 ):
     marks = shown(tmp_path)
     world = await seed({"web1": dict(LOCALHOST_VARS, ansible_host="127.0.0.7")},
-                       project_dir=str(tmp_path / "project"), playbook=marking_playbook(tmp_path / "project", marks))
+                       project_dir=str(project), playbook=marking_playbook(project, marks))
     cluster = start_cluster()
 
     answers = await asyncio.to_thread(burst, split(["127.0.0.7"] * 40, cluster), world.template_id, world.key)
@@ -224,6 +224,31 @@ async def test_40_concurrent_callbacks_of_one_host_across_two_nodes_give_one_job
     [job] = await wait_until_finished(services, world.template_id, 1, timeout=90)
     assert (job.id, job.status, job.host_id) == (job_id, "successful", world.hosts["web1"])
     assert marks_written(marks) == {"web1": 1}
+
+
+# With coalesced runs (issue 18) the worker runs the 200 jobs as a few playbooks: 47 s for the
+# whole test on a busy 2-core machine; one playbook per job took over 300 s.
+@pytest.mark.gen_test(timeout=240)
+async def test_200_hosts_calling_two_nodes_get_200_jobs_each_run_once_by_the_worker(
+    seed, services, start_cluster, project, tmp_path
+):
+    marks = shown(tmp_path)
+    addresses = {f"host{n:03d}": f"127.0.1.{n + 1}" for n in range(200)}
+    world = await seed({name: dict(LOCALHOST_VARS, ansible_host=address) for name, address in addresses.items()},
+                       project_dir=str(project), playbook=marking_playbook(project, marks))
+    cluster = start_cluster()
+    cluster.start_worker()
+
+    answers = await asyncio.to_thread(
+        burst, split(list(addresses.values()), cluster), world.template_id, world.key, threads=20)
+
+    assert [status for status, _ in answers] == [202] * 200
+    jobs = await wait_until_finished(services, world.template_id, 200, timeout=180)
+    assert sorted(body["job"] for _, body in answers) == [job.id for job in jobs]
+    assert Counter(job.status for job in jobs) == {"successful": 200}
+    host_of = {job.id: job.host_id for job in jobs}
+    assert [host_of[body["job"]] for _, body in answers] == [world.hosts[name] for name in addresses]
+    assert marks_written(marks) == dict.fromkeys(addresses, 1)
 
 
 @pytest.mark.gen_test(timeout=120)
