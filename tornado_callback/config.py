@@ -336,6 +336,8 @@ def build_settings(**flags: Any) -> Settings:
     # Out of range, the port was taken modulo 65536 (99999 listened on 34463).
     if not 1 <= values.get("port", defaults.port) <= 65535:
         raise ConfigError(f"port {values['port']} is not a TCP port (1 to 65535)")
+    if not 0 <= values.get("metrics_port", 0) <= 65535:
+        raise ConfigError(f"metrics_port {values['metrics_port']} is not a TCP port (1 to 65535, or 0: none)")
     if values.get("keyfile") and not values.get("certfile"):
         raise ConfigError("a keyfile without a certfile: give the TLS certificate too (--certfile)")
     values["database_url"] = normalise_database_url(values.get("database_url", defaults.database_url))
