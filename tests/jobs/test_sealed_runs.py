@@ -161,6 +161,21 @@ async def test_the_templates_own_variables_still_template(fetch, seed, services,
     assert '"msg": "configured=42"' in job.result_stdout
 
 
+async def test_a_host_cannot_pass_for_another_job(fetch, seed, services, project):
+    playbook = write_playbook(project, "ids.yml", """\
+    - name: Show the job's own variables
+      ansible.builtin.debug:
+        msg: "ids={{ awx_job_id }},{{ tower_job_id }},{{ awx_job_template_id }}"
+""")
+    world = await seed({"localhost": dict(LOCALHOST_VARS)}, project_dir=str(project), playbook=playbook,
+                       ask_variables_on_launch=True)
+    forged = {"awx_job_id": 999, "tower_job_id": 999, "awx_job_template_id": 999}
+    job = await wait_for_status(services, await posted_job(
+        fetch, world, json.dumps({"host_config_key": world.key, "extra_vars": forged}), JSON))
+    assert job.status == "successful", job.result_stdout
+    assert f'"msg": "ids={job.id},{job.id},{world.template_id}"' in job.result_stdout
+
+
 @pytest.fixture
 def settings(database_url, tmp_path, monkeypatch):
     """A server whose state lies inside the project, the worst place an admin could put it:

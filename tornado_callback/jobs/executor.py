@@ -81,6 +81,9 @@ def prefixed(values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}_{name}": value for prefix in ("awx", "tower") for name, value in values.items()}
 
 
+JOB_ID_VARIABLES = frozenset(prefixed({"job_id": None}))
+
+
 class LeaseSweeper:
     """Marks ``error`` the jobs whose worker stopped renewing their lease.
 
@@ -401,8 +404,10 @@ class RunPlan:
             limit=",".join(hosts) if hosts else first.limit,
             callback_hosts=tuple(hosts),
             configured_vars={k: v for k, v in (first.extra_vars or {}).items() if k not in (first.launch_vars or {})},
-            # The job's own facts are data too: a template's name is not a template.
-            launch_vars={**(first.launch_vars or {}), **awx_variables(first)},
+            # The job's own facts are data too: a template's name is not a template. None given
+            # at launch may stand in for them, its id (each host's variable) included.
+            launch_vars={**{k: v for k, v in (first.launch_vars or {}).items() if k not in JOB_ID_VARIABLES},
+                         **awx_variables(first)},
             # Unless the template sets its forks, a shared run configures all its hosts at once.
             forks=template.forks or (len(job_ids) if len(job_ids) > 1 else 0),
             verbosity=template.verbosity,
