@@ -199,6 +199,17 @@ async def test_the_key_is_in_no_page_of_a_user_who_may_not_edit(world, log_in):
 
 
 @pytest.mark.gen_test
+async def test_no_page_is_kept_by_a_cache_or_the_browsers_history(world, log_in):
+    """A page may carry a key (the editor's curl line): a shared proxy or the browser's disk must not keep it."""
+    editor = await log_in("editor")
+    for page in PAGES:
+        response = await editor.get(page.format(t=world.template_id, j=1))
+        assert response.headers.get("Cache-Control") == "no-store", page
+    home = await editor.get("/console/")
+    assert world.key in text(home)
+
+
+@pytest.mark.gen_test
 async def test_a_form_posted_without_the_xsrf_token_is_refused(world, log_in, console_user):
     editor = await log_in("editor")
     explain = f"/console/templates/{world.template_id}/explain/"

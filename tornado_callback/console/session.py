@@ -32,6 +32,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    # A page may carry a key (a template admin's curl line): no proxy or browser disk keeps one.
+    "Cache-Control": "no-store",
 }
 
 
