@@ -7,6 +7,7 @@ of start-up (tests/test_cli_commands.py runs the program itself).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -18,9 +19,12 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.helpers import OFFLINE_PLUGINS, ServerProcess
 from tornado_callback.cli import main
+from tornado_callback.store.models import Job
 
 
 @dataclass
@@ -132,6 +136,29 @@ def test_no_control_character_reaches_the_terminal(world):
         shown = world(*args).out
         assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown
     assert "?]0;owned??2J" in world("inventory", "list").out
+
+
+def add_job(database_url: str, output: str) -> None:
+    """A finished job of the world's template with ``output``, as a playbook printed it."""
+    async def add() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as db:
+                await db.execute(insert(Job).values(
+                    job_template_id=1, inventory_id=1, name="site", status="successful",
+                    launch_type="callback", limit="web1", result_stdout=output))
+        finally:
+            await engine.dispose()
+    asyncio.run(add())
+
+
+def test_no_control_character_of_a_jobs_output_reaches_the_terminal(world, database_url):
+    # A host prints what it likes (a fact, a command's output): a title, a cleared screen, a clipboard.
+    add_job(database_url, "ok: [web1] => \x1b]0;owned\x07\x1b[2J\x1b]52;c;cm0gLXJmIH4K\x07\x9b1m\ttabbed\ndone\n")
+    shown = world("jobs", "show", "1")
+    assert shown.status == 0, shown.err
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", shown.out), repr(shown.out)
+    assert "ok: [web1] => ?]0;owned??[2J?]52;c;cm0gLXJmIH4K??1m\ttabbed\ndone" in shown.out
 
 
 def test_set_key_rotates_the_key_and_prints_the_new_one(world):

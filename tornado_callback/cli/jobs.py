@@ -6,7 +6,7 @@ import argparse
 
 from tornado_callback.accounts.service import LOCAL_ADMIN
 from tornado_callback.cli.common import CommandError, Subcommands, command, group, limit, object_id, read_command
-from tornado_callback.cli.output import add_json_flag, moment, print_fields, print_json, print_table
+from tornado_callback.cli.output import add_json_flag, moment, print_fields, print_json, print_table, print_text
 from tornado_callback.errors import ServiceError
 from tornado_callback.jobs.service import job_summary
 from tornado_callback.services import Services
@@ -38,7 +38,7 @@ async def cmd_jobs_show(services: Services, args: argparse.Namespace) -> int:
     print_fields(job_summary(job))
     if job.result_stdout:
         print()
-        print(job.result_stdout.rstrip("\n"))
+        print_text(job.result_stdout.rstrip("\n"))
     return 0
 
 

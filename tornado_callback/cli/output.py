@@ -31,6 +31,8 @@ API_MOMENT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z")
 # C0 and C1 control characters: from a host's variables or a DNS name (a callback's
 # values), an escape sequence would drive the reader's terminal.
 CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The same in a block of text (a job's output, which a host's values reach too): it keeps its lines and tabs.
+TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def moment(text: str | None) -> str:
@@ -88,6 +90,10 @@ def print_listing(args: argparse.Namespace, objects: Sequence[Mapping[str, Any]]
         print_json(objects)
     else:
         print_table(headers, [row(o) for o in objects])
+
+
+def print_text(text: str) -> None:
+    print(TEXT_CONTROLS.sub("?", text))
 
 
 def print_fields(obj: Mapping[str, Any], extra: Iterable[tuple[str, Any]] = ()) -> None:
