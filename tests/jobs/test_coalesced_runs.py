@@ -194,6 +194,24 @@ async def test_templates_that_opt_out_or_run_one_host_at_a_time_run_each_job_alo
     assert {j.run_job_count for j in jobs} == {1}
 
 
+async def test_opting_out_holds_for_the_jobs_already_queued(fetch, seed, services, project, out, admin):
+    """An admin opts a template out (say, its playbook stops every host when one fails) while
+    a boot storm's jobs wait: those jobs too run alone."""
+    world = await seed(fleet(3), project_dir=str(project), playbook=boot_playbook(project, out))
+    job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
+    response = await fetch(f"/api/v2/job_templates/{world.template_id}/", method="PATCH",
+                           body=json.dumps({"allow_coalesced_runs": False}), headers={**admin, **JSON})
+    assert response.code == 200, response.body
+    pool = services.start_workers(job_sandbox(services.settings))
+    try:
+        jobs = [await wait_for_status(services, job_id) for job_id in job_ids]
+    finally:
+        await pool.stop()
+    assert [j.status for j in jobs] == ["successful"] * 3
+    assert Counter((out / "runs.log").read_text().split()) == Counter(str(i) for i in job_ids)
+    assert {j.run_job_count for j in jobs} == {1}
+
+
 async def test_only_callback_jobs_of_the_same_launch_share_a_key(seed, services):
     world = await seed(fleet(2), ask_variables_on_launch=True)
     template = await services.db.read(queries.template_by_id, world.template_id)

@@ -52,7 +52,7 @@ async def claim_run(
     ``status = 'pending'`` is re-checked by the UPDATE itself.
     """
     first = (await session.execute(
-        select(Job.id, Job.coalesce_key, JobTemplate.forks)
+        select(Job.id, Job.coalesce_key, JobTemplate.forks, JobTemplate.allow_coalesced_runs)
         .outerjoin(JobTemplate, JobTemplate.id == Job.job_template_id)
         .where(Job.status == "pending")
         .order_by(Job.id)
@@ -62,8 +62,9 @@ async def claim_run(
     if first is None:
         await session.commit()
         return Claim([], run_id)
-    job_id, key, forks = first
-    capacity = run_capacity(batch_size, forks) if key else 1
+    job_id, key, forks, allowed = first
+    # The template's choice now, not at the launch: an opt-out holds for the jobs already queued.
+    capacity = run_capacity(batch_size, forks) if key and allowed else 1
     if capacity == 1:
         members = select(Job.id).where(Job.id == job_id)
     else:
