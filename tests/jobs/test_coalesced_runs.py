@@ -178,6 +178,31 @@ async def test_canceling_one_job_of_a_shared_run_requeues_the_others(fetch, seed
     assert len((out / "runs.log").read_text().split()) == 2
 
 
+async def test_a_job_requeued_before_its_run_said_anything_keeps_the_note(fetch, seed, services, project, out, admin):
+    """The shared run is canceled while ansible-playbook still loads (no event yet): the others' second
+    run, alone, must not replace the note that says why they ran again."""
+    gate = out / "gate"
+    boot_playbook(project, out)
+    wait = f"for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done"
+    (project / "slow.yml").write_text(f"- import_playbook: \"{{{{ lookup('ansible.builtin.pipe', '{wait}') }}}}boot.yml\"\n")
+    world = await seed(fleet(2), project_dir=str(project), playbook="slow.yml")
+    job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
+    pool = services.start_workers(job_sandbox(services.settings))
+    try:
+        shared_run = (await wait_for_status(services, job_ids[0], ("running",))).run_id
+        response = await fetch(f"/api/v2/jobs/{job_ids[0]}/cancel/", method="POST", body="", headers=admin)
+        assert response.code == 202
+        assert (await wait_for_status(services, job_ids[0])).status == "canceled"
+        gate.touch()
+        other = await wait_for_status(services, job_ids[1], timeout=90)
+    finally:
+        await pool.stop()
+    assert other.status == "successful"
+    assert f"[run {shared_run} stopped: job {job_ids[0]}, which shared it, was canceled. " \
+           "This job is back in the queue and runs again.]" in other.result_stdout
+    assert f"configured h01 for job {other.id}" in other.result_stdout
+
+
 @pytest.mark.parametrize("template", [{"allow_coalesced_runs": False}, {"forks": 1}])
 async def test_templates_that_opt_out_or_run_one_host_at_a_time_run_each_job_alone(
     seed, services, project, out, template

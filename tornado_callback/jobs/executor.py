@@ -287,9 +287,11 @@ class WorkerPool:
             log.info("run %s: jobs %s share one ansible-playbook, limit %r", claim.run_id,
                      ", ".join(map(str, job_ids)), spec.limit)
         output = RunOutput(hosts, {job_id: plan.counters.get(job_id, 0) for job_id in job_ids})
-        return endings | await self._run_playbook(claim.run_id, config, output)
+        return endings | await self._run_playbook(claim.run_id, config, output, plan.first_attempt(job_ids))
 
-    async def _run_playbook(self, run_id: str, config: RunnerConfig, output: RunOutput) -> dict[int, Ending]:
+    async def _run_playbook(
+        self, run_id: str, config: RunnerConfig, output: RunOutput, first_attempt: bool
+    ) -> dict[int, Ending]:
         events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         cancel = threading.Event()
 
@@ -327,7 +329,7 @@ class WorkerPool:
                         run_id, ", ".join(map(str, sorted(lost))))
         endings = output.endings(runner.status, reason, canceled, run_id)
         alone = output.job_ids[0]
-        if not output.shared and output.counters_at_start[alone] == 0 and alone in endings:
+        if first_attempt and alone in endings:
             # A job run alone, the first time: the run's complete output (with lines no event carried).
             ending = endings[alone]
             endings[alone] = Ending(ending.status, ending.explanation, await asyncio.to_thread(_read_stdout, runner))
@@ -376,6 +378,12 @@ class RunPlan:
             job.id: Ending("error", problem) for job in self.jobs
             if job.launch_type == "callback" and (problem := host_limit_problem(job.limit, self.inventory))
         }
+
+    def first_attempt(self, job_ids: list[int]) -> bool:
+        """A job that runs alone and ran never before: neither events nor output (a job sent
+        back to the queue may have no event yet, but has the note that says why)."""
+        return len(job_ids) == 1 and not self.counters.get(job_ids[0]) and not next(
+            job.result_stdout for job in self.jobs if job.id == job_ids[0])
 
     def runnable(self) -> list[int]:
         refused = self.refused()

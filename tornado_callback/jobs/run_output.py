@@ -52,7 +52,6 @@ class RunOutput:
     def __init__(self, hosts: Mapping[str, int], counters: Mapping[int, int]) -> None:
         self.job_of_host = dict(hosts)
         self.counters = dict(counters)
-        self.counters_at_start = dict(counters)
         self.shared = len(self.counters) > 1
         # Hosts the recap counted a failure or an unreachable for (None: no recap seen).
         self.failed_hosts: set[str] | None = None
