@@ -99,7 +99,9 @@ async def test_callbacks_queued_while_the_worker_is_busy_run_as_one_playbook(
 
     assert [j.status for j in jobs] == ["successful"] * 20
     # Two ansible-playbook runs in all: the first host's, then one for the twenty.
-    assert sorted((out / "runs.log").read_text().split()) == sorted([str(busy), str(min(job_ids))])
+    # (The run_once task runs on the run's first host in inventory order: its job is any of the twenty.)
+    first_run, shared_run = (out / "runs.log").read_text().split()
+    assert first_run == str(busy) and int(shared_run) in job_ids
     assert len({j.run_id for j in jobs}) == 1
     assert {j.run_job_count for j in jobs} == {20}
     shown = await fetch(f"/api/v2/jobs/{job_ids[5]}/", headers=admin)
