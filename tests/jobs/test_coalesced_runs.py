@@ -148,6 +148,27 @@ async def test_a_failing_host_fails_its_own_job_only(fetch, seed, services, proj
     assert [e["host_name"] for e in failed_events] == ["h02"]
 
 
+async def test_a_host_disabled_while_its_job_waits_is_not_reported_configured(
+    fetch, seed, services, project, out, admin
+):
+    """An admin disables a host (say, a suspect one) while its callback job waits: the shared run's
+    limit no longer matches it, and its job must not end successful as if it had been configured."""
+    world = await seed(fleet(3), project_dir=str(project), playbook=boot_playbook(project, out))
+    job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
+    response = await fetch(f"/api/v2/hosts/{world.hosts['h02']}/", method="PATCH",
+                           body=json.dumps({"enabled": False}), headers={**admin, **JSON})
+    assert response.code == 200, response.body
+    pool = services.start_workers(job_sandbox(services.settings))
+    try:
+        jobs = {j.limit: j for j in [await wait_for_status(services, job_id) for job_id in job_ids]}
+    finally:
+        await pool.stop()
+    assert [jobs[h].status for h in ("h00", "h01")] == ["successful"] * 2
+    assert "configured h02" not in jobs["h02"].result_stdout
+    assert (jobs["h02"].status, jobs["h02"].job_explanation) == (
+        "error", "The host 'h02' is not in the inventory any more (deleted, renamed or disabled).")
+
+
 async def test_canceling_one_job_of_a_shared_run_requeues_the_others(fetch, seed, services, project, out, admin):
     gate = out / "gate"
     playbook = boot_playbook(project, out, gated(gate))

@@ -108,8 +108,11 @@ def host_limit_problem(host: str, inventory: dict[str, Any]) -> str | None:
 
     The limit must select that host alone: Ansible would read ``web1,db1`` as
     two hosts, ``web*`` as a wildcard, ``@FILE`` as a file to read and a
-    group's name as the group.
+    group's name as the group. And it must select it at all: in a run shared with
+    others, a host no longer there would be left out without an error.
     """
+    if host not in inventory["all"]["hosts"]:
+        return f"The host {host!r} is not in the inventory any more (deleted, renamed or disabled)."
     if host in {"all", "ungrouped", *inventory["all"]["children"]} or (
         PATTERN_CHARACTERS.search(host) and not _is_address(host)
     ):
