@@ -27,9 +27,10 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def settings(database_url, plugins_config, tmp_path):
+def settings(database_url, plugins_config, tmp_path, request):
     # One job slot: a busy worker is what makes callbacks pile up (and batches form).
-    return job_settings(database_url, plugins_config, tmp_path, workers=1)
+    # A test may set more (parametrize settings, indirect).
+    return job_settings(database_url, plugins_config, tmp_path, workers=1, **getattr(request, "param", {}))
 
 
 def boot_playbook(project, out, extra_tasks=""):
@@ -258,6 +259,21 @@ async def test_opting_out_holds_for_the_jobs_already_queued(fetch, seed, service
     assert [j.status for j in jobs] == ["successful"] * 3
     assert Counter((out / "runs.log").read_text().split()) == Counter(str(i) for i in job_ids)
     assert {j.run_job_count for j in jobs} == {1}
+
+
+@pytest.mark.parametrize("settings", [{"job_batch_linger": 4.0}], indirect=True)
+async def test_a_linger_longer_than_the_lease_loses_no_job(seed, services, project, out, settings):
+    """A worker waiting for more jobs of its key does not renew the leases of those it took:
+    the wait must end well before they expire, or the sweeper ends them error, never run."""
+    assert settings.job_lease_seconds < settings.job_batch_linger
+    world = await seed(fleet(1), project_dir=str(project), playbook=boot_playbook(project, out))
+    [job_id] = await queue_callback_jobs(services, world.template_id, world.hosts)
+    pool = services.start_workers(job_sandbox(settings))
+    try:
+        job = await wait_for_status(services, job_id)
+    finally:
+        await pool.stop()
+    assert (job.status, job.job_explanation) == ("successful", "")
 
 
 async def test_only_callback_jobs_of_the_same_launch_share_a_key(seed, services):

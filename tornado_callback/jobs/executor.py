@@ -152,6 +152,8 @@ class WorkerPool:
         self.lease = dt.timedelta(seconds=settings.job_lease_seconds)
         # Renew well before expiry; this is also how soon a cancel request is seen.
         self.renew_seconds = min(settings.job_lease_seconds / 3, 1.0)
+        # The wait for more jobs of a batch renews no lease of those taken: it ends well before they expire.
+        self.linger = min(settings.job_batch_linger, settings.job_lease_seconds / 3)
         self.sweeper = LeaseSweeper(db, settings, run_dirs)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -194,8 +196,8 @@ class WorkerPool:
         try:
             async with self.db.session() as session:
                 claim = await job_queue.claim_run(session, self.worker_id, self.lease, run_id, settings.job_batch_size)
-                if claim.coalesce_key and settings.job_batch_linger > 0 and len(claim.job_ids) < claim.capacity:
-                    await wait_for_any(settings.job_batch_linger, self._stop)
+                if claim.coalesce_key and self.linger > 0 and len(claim.job_ids) < claim.capacity:
+                    await wait_for_any(self.linger, self._stop)
                     claim = await job_queue.claim_more(session, self.worker_id, self.lease, claim)
         except (SQLAlchemyError, OSError) as e:
             log.warning("worker %s: cannot claim jobs: %s", self.worker_id, e)
