@@ -116,6 +116,22 @@ async def test_a_session_is_an_http_only_lax_cookie_of_the_console_until_logout(
 
 
 @pytest.mark.gen_test
+async def test_a_new_password_ends_the_sessions_opened_with_the_old_one(world, account, console_user, services):
+    user, stolen = console_user(), console_user()
+    await user.login(await account("editor"), "editor-pw")
+    stolen.cookies = dict(user.cookies)  # a copy of the cookie, taken by someone else
+    assert (await stolen.get("/console/")).code == 200
+
+    await services.accounts.set_password("editor", "new-editor-pw")
+    for session in (user, stolen):
+        refused = await session.get("/console/")
+        assert refused.code == 302 and refused.headers["Location"].startswith("/console/login/")
+    again = console_user()
+    await again.login("editor", "new-editor-pw")
+    assert (await again.get("/console/")).code == 200
+
+
+@pytest.mark.gen_test
 async def test_a_trusted_proxy_saying_https_gets_secure_cookies(world, console_user):
     proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
     user = console_user()

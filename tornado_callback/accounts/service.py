@@ -61,6 +61,10 @@ class Principal:
 LOCAL_ADMIN = Principal(id=0, username="(command line)", is_superuser=True)
 
 
+def _seal(password_hash: str | None, key: bytes) -> str:
+    return hmac.new(key, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -210,11 +214,20 @@ class Accounts:
         self._verified[digest] = (principal, now + self.cache_seconds)
         return principal
 
-    async def principal(self, user_id: int) -> Principal | None:
-        """The user with this id as a principal, None once deleted (a console session names its user by id)."""
+    async def session_seal(self, user_id: int, key: bytes) -> str | None:
+        """What a console session of this user is bound to (their password, through ``key``),
+        so that a new password ends every session opened with the old one."""
         async with self.db.session() as session:
             user = await session.get(User, user_id)
-        return None if user is None else Principal(user.id, user.username, user.is_superuser)
+        return None if user is None else _seal(user.password_hash, key)
+
+    async def session_principal(self, user_id: int, seal: str, key: bytes) -> Principal | None:
+        """The user a console session names, None once deleted or given a new password."""
+        async with self.db.session() as session:
+            user = await session.get(User, user_id)
+        if user is None or not hmac.compare_digest(seal, _seal(user.password_hash, key)):
+            return None
+        return Principal(user.id, user.username, user.is_superuser)
 
     async def _dummy_hash(self) -> str:
         """A hash of a password no one knows, made as the users' are, to verify unknown users against."""

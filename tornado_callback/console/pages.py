@@ -77,7 +77,7 @@ class LoginPage(ConsoleHandler):
             self.render("login.html", error="Invalid username/password.", username=username,
                         next_url=self._next())
             return
-        self.start_session(principal)
+        await self.start_session(principal)
         self.redirect(self._next())
 
     def _next(self) -> str:

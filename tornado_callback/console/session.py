@@ -1,8 +1,9 @@
 """ConsoleHandler: the API's handler, answering in HTML, with a login session in a signed cookie.
 
-The cookie carries the user's id, signed with a key derived from the server's
-secret key, so that every process and machine sharing that key accepts it. The
-user is read again on every request: a deleted user's session ends at once.
+The cookie carries the user's id and a seal of their password, signed with a
+key derived from the server's secret key, so that every process and machine
+sharing that key accepts it. The user is read again on every request: a
+deleted user's session, or one opened before a new password, ends at once.
 """
 
 from __future__ import annotations
@@ -78,16 +79,18 @@ class ConsoleHandler(APIHandler):
     def _session_secret(self) -> bytes:
         return self.services.secrets.derived_key("console session cookie")
 
-    def start_session(self, principal: Principal) -> None:
-        signed = tornado.web.create_signed_value(self._session_secret, SESSION_COOKIE, str(principal.id))
-        self.set_cookie(SESSION_COOKIE, signed)
+    async def start_session(self, principal: Principal) -> None:
+        seal = await self.services.accounts.session_seal(principal.id, self._session_secret)
+        value = f"{principal.id}:{seal}"
+        self.set_cookie(SESSION_COOKIE, tornado.web.create_signed_value(self._session_secret, SESSION_COOKIE, value))
 
     async def session_principal(self) -> Principal | None:
         value = tornado.web.decode_signed_value(
             self._session_secret, SESSION_COOKIE, self.get_cookie(SESSION_COOKIE), max_age_days=SESSION_DAYS)
-        if value is None or not value.isdigit():
+        user_id, _, seal = (value or b"").decode().partition(":")
+        if not user_id.isdigit() or not seal:
             return None
-        return await self.services.accounts.principal(int(value))
+        return await self.services.accounts.session_principal(int(user_id), seal, self._session_secret)
 
     async def prepare(self) -> None:
         self.principal = self.current_user = await self.session_principal()
