@@ -46,7 +46,9 @@ SERVING_GC_THRESHOLD = 10_000
 
 def api_endpoints() -> list[Endpoint]:
     """Every endpoint the application serves: each domain's, declared beside its handlers."""
-    return [*root.endpoints, *ping.endpoints, *prometheus.endpoints, *callback.endpoints, *jobs.endpoints,
+    # The callback's first: Tornado tries the routes in order, and most requests are callbacks
+    # (0.6 % of a POST's instructions under callgrind, against five routes before it).
+    return [*callback.endpoints, *root.endpoints, *ping.endpoints, *prometheus.endpoints, *jobs.endpoints,
             *inventory.endpoints, *identity.endpoints, *admin.endpoints]
 
 

@@ -276,16 +276,31 @@ async def test_a_linger_longer_than_the_lease_loses_no_job(seed, services, proje
     assert (job.status, job.job_explanation) == ("successful", "")
 
 
-async def test_only_callback_jobs_of_the_same_launch_share_a_key(seed, services):
-    world = await seed(fleet(2), ask_variables_on_launch=True)
+async def test_only_callback_jobs_of_the_same_launch_share_a_run(seed, services, project, out, admin, fetch):
+    world = await seed(fleet(4), project_dir=str(project), playbook=boot_playbook(project, out),
+                       ask_variables_on_launch=True, ask_limit_on_launch=True)
     template = await services.db.read(queries.template_by_id, world.template_id)
-    hosts = [HostRef(id=i, name=n) for n, i in world.hosts.items()]
+    given = {"h00": '{"size": "large"}', "h01": '{"size": "large"}', "h02": None, "h03": None}
 
-    def key(host, extra_vars):
-        return services.launcher.callback_job(template, host, extra_vars, "test").get("coalesce_key")
+    def create(db):
+        return {name: services.launcher.create_callback_job(db, template, services.launcher.callback_job(
+                    template, HostRef(id=world.hosts[name], name=name), given[name], "test"))
+                for name in given}
 
-    assert key(hosts[0], None) == key(hosts[1], None)
-    assert key(hosts[0], '{"size": "large"}') == key(hosts[1], '{"size": "large"}') != key(hosts[1], None)
-    async with services.db.session() as session:  # a launch by a user runs alone
-        manual = await services.launcher.create_manual_job(session, template, None, None, None)
-    assert manual.get("coalesce_key") is None
+    callback_jobs = await services.db.write(create)
+    manual = await fetch(f"/api/v2/job_templates/{world.template_id}/launch/", method="POST",
+                         body=json.dumps({"limit": "h02"}), headers={**admin, **JSON})
+    assert manual.code == 201, manual.body
+    pool = services.start_workers(job_sandbox(services.settings))
+    try:
+        jobs = {name: await wait_for_status(services, job_id) for name, job_id in callback_jobs.items()}
+        by_hand = await wait_for_status(services, json.loads(manual.body)["job"])
+    finally:
+        await pool.stop()
+
+    assert {j.status for j in [*jobs.values(), by_hand]} == {"successful"}
+    # Two launches, two runs of two; a launch by a user always runs alone.
+    assert jobs["h00"].run_id == jobs["h01"].run_id != jobs["h02"].run_id == jobs["h03"].run_id
+    assert [j.run_job_count for j in jobs.values()] == [2, 2, 2, 2]
+    assert by_hand.run_id not in {j.run_id for j in jobs.values()} and by_hand.run_job_count == 1
+    assert len((out / "runs.log").read_text().split()) == 3

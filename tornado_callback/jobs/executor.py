@@ -196,7 +196,7 @@ class WorkerPool:
         try:
             async with self.db.session() as session:
                 claim = await job_queue.claim_run(session, self.worker_id, self.lease, run_id, settings.job_batch_size)
-                if claim.coalesce_key and self.linger > 0 and len(claim.job_ids) < claim.capacity:
+                if claim.launch and self.linger > 0 and len(claim.job_ids) < claim.capacity:
                     await wait_for_any(self.linger, self._stop)
                     claim = await job_queue.claim_more(session, self.worker_id, self.lease, claim)
         except (SQLAlchemyError, OSError) as e:

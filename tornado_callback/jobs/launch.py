@@ -7,8 +7,6 @@ count-then-insert, keeps one active callback job per template and host.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,13 +87,10 @@ class LaunchService:
         self, template: JobTemplate, host: HostRef, raw_extra_vars: Any, resolved_by: str
     ) -> dict[str, Any]:
         """The row of ``host``'s callback job, checked before any database work."""
-        job = self.job_values(
+        return self.job_values(
             template, raw_extra_vars,
             host_id=host.id, launch_type="callback", limit=host.name, resolved_by=resolved_by,
         )
-        if template.allow_coalesced_runs:
-            job["coalesce_key"] = coalesce_key(job)
-        return job
 
     def create_callback_job(self, db: Connection, template: JobTemplate, job: dict[str, Any]) -> int:
         """Insert the pending job in ``db``'s transaction (the caller commits it with its audit record)."""
@@ -159,17 +154,6 @@ class LaunchService:
         """A host cannot type a password, and a launch by API has no prompt either."""
         if template.credential_id is not None and queries.credential_asks_at_launch(db, template.credential_id):
             raise LaunchRefused(MSG_USER_INPUT)
-
-
-def coalesce_key(job: Mapping[str, Any]) -> str:
-    """What callback jobs share when one ansible-playbook may run them together: the
-    template, the inventory and every variable of the launch (survey answers included).
-
-    The run itself reads the rest (playbook, credential, forks...) from the template
-    once for all of them, as each job alone would.
-    """
-    launch = [job["job_template_id"], job["inventory_id"], job["extra_vars"], job["launch_vars"]]
-    return hashlib.sha256(json.dumps(launch, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def merged_variables(

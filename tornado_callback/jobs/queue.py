@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Text, bindparam, cast, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tornado_callback.store.models import Job, JobEvent, JobTemplate, utcnow
@@ -21,13 +21,39 @@ RUNNING_STATUSES = ("waiting", "running")
 
 
 @dataclass(frozen=True)
+class Launch:
+    """What callback jobs share when one ansible-playbook may run them together: the
+    template, the inventory and every variable of the launch (survey answers included),
+    as stored. Compared as text: two launches written alike are alike (one that differs
+    only in the order of its keys runs apart, never wrongly together). The run reads the
+    rest (playbook, credential, forks...) from the template once for all of them, as each
+    job alone would."""
+
+    job_template_id: int
+    inventory_id: int
+    extra_vars: str
+    launch_vars: str
+
+    def pending(self) -> Any:
+        """The pending jobs of this launch, oldest first."""
+        return (
+            select(Job.id)
+            .where(Job.status == "pending", Job.launch_type == "callback",
+                   Job.job_template_id == self.job_template_id, Job.inventory_id == self.inventory_id,
+                   cast(Job.extra_vars, Text) == self.extra_vars, cast(Job.launch_vars, Text) == self.launch_vars)
+            .order_by(Job.id)
+            .with_for_update(skip_locked=True)
+        )
+
+
+@dataclass(frozen=True)
 class Claim:
     """Jobs a worker took for one run: the first is the oldest pending job of the queue."""
 
     job_ids: list[int]
     run_id: str
-    # Set when the jobs may share their run with more of the same key (coalesced runs).
-    coalesce_key: str | None = None
+    # Set when the jobs may share their run with more of the same launch (coalesced runs).
+    launch: Launch | None = None
     # How many jobs the run may hold at most.
     capacity: int = 1
 
@@ -42,8 +68,8 @@ async def claim_run(
     session: AsyncSession, worker_id: str, lease: dt.timedelta, run_id: str, batch_size: int
 ) -> Claim:
     """Take the oldest pending job for ``worker_id``'s run ``run_id``, and with it, when it is a
-    callback job that may share its run, the oldest other pending jobs of its coalesce key,
-    up to the run's capacity. An empty claim when nothing is pending.
+    callback job of a template that allows coalesced runs, the oldest other pending jobs of
+    its launch, up to the run's capacity. An empty claim when nothing is pending.
 
     The jobs move to ``waiting`` in one conditional UPDATE. On PostgreSQL the
     rows are locked with SKIP LOCKED, so concurrent claimers take different jobs
@@ -52,7 +78,8 @@ async def claim_run(
     ``status = 'pending'`` is re-checked by the UPDATE itself.
     """
     first = (await session.execute(
-        select(Job.id, Job.coalesce_key, JobTemplate.forks, JobTemplate.allow_coalesced_runs)
+        select(Job.id, Job.launch_type, Job.job_template_id, Job.inventory_id, cast(Job.extra_vars, Text),
+               cast(Job.launch_vars, Text), JobTemplate.forks, JobTemplate.allow_coalesced_runs)
         .outerjoin(JobTemplate, JobTemplate.id == Job.job_template_id)
         .where(Job.status == "pending")
         .order_by(Job.id)
@@ -62,37 +89,26 @@ async def claim_run(
     if first is None:
         await session.commit()
         return Claim([], run_id)
-    job_id, key, forks, allowed = first
+    job_id, launch_type, template_id, inventory_id, extra_vars, launch_vars, forks, allowed = first
     # The template's choice now, not at the launch: an opt-out holds for the jobs already queued.
-    capacity = run_capacity(batch_size, forks) if key and allowed else 1
-    if capacity == 1:
-        members = select(Job.id).where(Job.id == job_id)
-    else:
-        # The first job is locked by this transaction, so SKIP LOCKED keeps it.
-        members = _pending_of(key).limit(capacity)
-    taken = await _take(session, worker_id, lease, run_id, members)
-    claim = Claim(taken, run_id, key if capacity > 1 else None, capacity)
+    shared = launch_type == "callback" and allowed and inventory_id is not None
+    capacity = run_capacity(batch_size, forks) if shared else 1
+    launch = Launch(template_id, inventory_id, extra_vars, launch_vars) if capacity > 1 else None
+    # The first job is locked by this transaction, so SKIP LOCKED keeps it among its launch's.
+    members = launch.pending().limit(capacity) if launch else select(Job.id).where(Job.id == job_id)
+    claim = Claim(await _take(session, worker_id, lease, run_id, members), run_id, launch, capacity)
     await session.commit()
     return claim
 
 
 async def claim_more(session: AsyncSession, worker_id: str, lease: dt.timedelta, claim: Claim) -> Claim:
-    """Add to ``claim`` the pending jobs of its key that came since, up to its capacity."""
+    """Add to ``claim`` the pending jobs of its launch that came since, up to its capacity."""
     room = claim.capacity - len(claim.job_ids)
-    if claim.coalesce_key is None or room <= 0:
+    if claim.launch is None or room <= 0:
         return claim
-    more = await _take(session, worker_id, lease, claim.run_id, _pending_of(claim.coalesce_key).limit(room))
+    more = await _take(session, worker_id, lease, claim.run_id, claim.launch.pending().limit(room))
     await session.commit()
-    return Claim(claim.job_ids + more, claim.run_id, claim.coalesce_key, claim.capacity)
-
-
-def _pending_of(key: str) -> Any:
-    return (
-        select(Job.id)
-        .where(Job.status == "pending", Job.coalesce_key == key)
-        .order_by(Job.id)
-        .with_for_update(skip_locked=True)
-    )
+    return Claim(claim.job_ids + more, claim.run_id, claim.launch, claim.capacity)
 
 
 async def _take(

@@ -357,9 +357,6 @@ class Job(Timestamped, Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     worker_id: Mapped[str] = mapped_column(String(128), default="")
     lease_expires: Mapped[dt.datetime | None]
-    # Callback jobs with the same key may run as one ansible-playbook (coalesced
-    # runs): same template, inventory and variables. None: this job runs alone.
-    coalesce_key: Mapped[str | None] = mapped_column(String(64))
     # The run that ran it (last), and how many jobs shared that run.
     run_id: Mapped[str | None] = mapped_column(String(32))
     run_job_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -4,10 +4,10 @@ Revision ID: 0008_coalesced_runs
 Revises: 0007_verified_self_registration
 Create Date: 2026-12-02
 
-A worker runs pending callback jobs with the same coalesce_key as one
-ansible-playbook (issue 18); each job records the run it shared (run_id) and
-how many jobs shared it. Templates may opt out (allow_coalesced_runs).
-Jobs queued before this revision have no key: each runs alone.
+A worker runs pending callback jobs of the same template, inventory and
+variables as one ansible-playbook (issue 18); each job records the run it
+shared (run_id) and how many jobs shared it. Templates may opt out
+(allow_coalesced_runs).
 """
 
 from collections.abc import Sequence
@@ -27,7 +27,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('allow_coalesced_runs', sa.Boolean(), nullable=False,
                                       server_default=sa.true()))
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('coalesce_key', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('run_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('run_job_count', sa.Integer(), nullable=False, server_default='0'))
 
@@ -36,6 +35,5 @@ def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('run_job_count')
         batch_op.drop_column('run_id')
-        batch_op.drop_column('coalesce_key')
     with op.batch_alter_table('job_templates', schema=None) as batch_op:
         batch_op.drop_column('allow_coalesced_runs')
