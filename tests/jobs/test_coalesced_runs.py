@@ -63,6 +63,15 @@ async def at_the_gate(services, job_id):
         await asyncio.sleep(0.2)
 
 
+async def run_to_the_end(services, job_ids):
+    """This process's workers run the queued jobs; each job as it ended."""
+    pool = services.start_workers(job_sandbox(services.settings))
+    try:
+        return [await wait_for_status(services, job_id) for job_id in job_ids]
+    finally:
+        await pool.stop()
+
+
 def fleet(count, **extra):
     """Hosts h00, h01... each at its own loopback address, configured on this machine."""
     return {f"h{n:02d}": dict(LOCALHOST_VARS, ansible_host=f"127.0.1.{n + 1}", **extra) for n in range(count)}
@@ -132,11 +141,7 @@ async def test_a_failing_host_fails_its_own_job_only(fetch, seed, services, proj
     world = await seed(fleet(4), project_dir=str(project), playbook=playbook)
     # Queued before any worker looks: the first claim takes them all.
     job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
-    pool = services.start_workers(job_sandbox(services.settings))
-    try:
-        jobs = {j.limit: j for j in [await wait_for_status(services, job_id) for job_id in job_ids]}
-    finally:
-        await pool.stop()
+    jobs = {j.limit: j for j in await run_to_the_end(services, job_ids)}
 
     assert {host: (j.status, j.failed) for host, j in jobs.items()} == {
         "h00": ("successful", False), "h01": ("successful", False),
@@ -159,11 +164,7 @@ async def test_a_host_disabled_while_its_job_waits_is_not_reported_configured(
     response = await fetch(f"/api/v2/hosts/{world.hosts['h02']}/", method="PATCH",
                            body=json.dumps({"enabled": False}), headers={**admin, **JSON})
     assert response.code == 200, response.body
-    pool = services.start_workers(job_sandbox(services.settings))
-    try:
-        jobs = {j.limit: j for j in [await wait_for_status(services, job_id) for job_id in job_ids]}
-    finally:
-        await pool.stop()
+    jobs = {j.limit: j for j in await run_to_the_end(services, job_ids)}
     assert [jobs[h].status for h in ("h00", "h01")] == ["successful"] * 2
     assert "configured h02" not in jobs["h02"].result_stdout
     assert (jobs["h02"].status, jobs["h02"].job_explanation) == (
@@ -233,11 +234,7 @@ async def test_templates_that_opt_out_or_run_one_host_at_a_time_run_each_job_alo
 ):
     world = await seed(fleet(3), project_dir=str(project), playbook=boot_playbook(project, out), **template)
     job_ids = await queue_callback_jobs(services, world.template_id, world.hosts)
-    pool = services.start_workers(job_sandbox(services.settings))
-    try:
-        jobs = [await wait_for_status(services, job_id) for job_id in job_ids]
-    finally:
-        await pool.stop()
+    jobs = await run_to_the_end(services, job_ids)
     assert [j.status for j in jobs] == ["successful"] * 3
     assert Counter((out / "runs.log").read_text().split()) == Counter(str(i) for i in job_ids)
     assert {j.run_job_count for j in jobs} == {1}
@@ -251,11 +248,7 @@ async def test_opting_out_holds_for_the_jobs_already_queued(fetch, seed, service
     response = await fetch(f"/api/v2/job_templates/{world.template_id}/", method="PATCH",
                            body=json.dumps({"allow_coalesced_runs": False}), headers={**admin, **JSON})
     assert response.code == 200, response.body
-    pool = services.start_workers(job_sandbox(services.settings))
-    try:
-        jobs = [await wait_for_status(services, job_id) for job_id in job_ids]
-    finally:
-        await pool.stop()
+    jobs = await run_to_the_end(services, job_ids)
     assert [j.status for j in jobs] == ["successful"] * 3
     assert Counter((out / "runs.log").read_text().split()) == Counter(str(i) for i in job_ids)
     assert {j.run_job_count for j in jobs} == {1}
@@ -268,11 +261,7 @@ async def test_a_linger_longer_than_the_lease_loses_no_job(seed, services, proje
     assert settings.job_lease_seconds < settings.job_batch_linger
     world = await seed(fleet(1), project_dir=str(project), playbook=boot_playbook(project, out))
     [job_id] = await queue_callback_jobs(services, world.template_id, world.hosts)
-    pool = services.start_workers(job_sandbox(settings))
-    try:
-        job = await wait_for_status(services, job_id)
-    finally:
-        await pool.stop()
+    [job] = await run_to_the_end(services, [job_id])
     assert (job.status, job.job_explanation) == ("successful", "")
 
 
@@ -291,12 +280,8 @@ async def test_only_callback_jobs_of_the_same_launch_share_a_run(seed, services,
     manual = await fetch(f"/api/v2/job_templates/{world.template_id}/launch/", method="POST",
                          body=json.dumps({"limit": "h02"}), headers={**admin, **JSON})
     assert manual.code == 201, manual.body
-    pool = services.start_workers(job_sandbox(services.settings))
-    try:
-        jobs = {name: await wait_for_status(services, job_id) for name, job_id in callback_jobs.items()}
-        by_hand = await wait_for_status(services, json.loads(manual.body)["job"])
-    finally:
-        await pool.stop()
+    *ended, by_hand = await run_to_the_end(services, [*callback_jobs.values(), json.loads(manual.body)["job"]])
+    jobs = dict(zip(callback_jobs, ended, strict=True))
 
     assert {j.status for j in [*jobs.values(), by_hand]} == {"successful"}
     # Two launches, two runs of two; a launch by a user always runs alone.
