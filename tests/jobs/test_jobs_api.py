@@ -20,6 +20,8 @@ DETAIL_FIELDS = {
     "id", "type", "url", "related", "name", "job_template", "inventory", "status", "launch_type",
     "limit", "extra_vars", "created", "modified", "started", "finished", "elapsed", "failed",
     "job_explanation", "resolved_by",
+    # The ansible-playbook run it had and how many jobs shared it (coalesced runs, README "Jobs").
+    "run_id", "run_job_count",
 }
 
 
