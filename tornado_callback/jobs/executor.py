@@ -268,8 +268,9 @@ class WorkerPool:
         except RunSetupError as e:
             return {job_id: Ending("error", str(e)) for job_id in claim.job_ids}
         endings = plan.refused()
+        runnable = [job.id for job in plan.jobs if job.id not in endings]
         async with self.db.session() as session:
-            running, canceled = await job_queue.mark_running(session, plan.runnable(), self.worker_id)
+            running, canceled = await job_queue.mark_running(session, runnable, self.worker_id)
         endings |= {job_id: Ending("canceled", EXPLAIN_CANCELED) for job_id in canceled}
         job_ids = [job_id for job_id in running if job_id not in canceled]
         if not job_ids:
@@ -387,10 +388,6 @@ class RunPlan:
         return len(job_ids) == 1 and not self.counters.get(job_ids[0]) and not next(
             job.result_stdout for job in self.jobs if job.id == job_ids[0])
 
-    def runnable(self) -> list[int]:
-        refused = self.refused()
-        return [job.id for job in self.jobs if job.id not in refused]
-
     def hosts(self, job_ids: list[int]) -> dict[str, int]:
         """The callback jobs' hosts, each with its job."""
         return {job.limit: job.id for job in self.jobs if job.id in job_ids and job.launch_type == "callback"}
@@ -412,7 +409,6 @@ class RunPlan:
             playbook=template.playbook,
             inventory=self.inventory,
             limit=",".join(hosts) if hosts else first.limit,
-            callback_hosts=tuple(hosts),
             configured_vars={k: v for k, v in (first.extra_vars or {}).items() if k not in (first.launch_vars or {})},
             # The job's own facts are data too: a template's name is not a template. None given
             # at launch may stand in for them, its id (each host's variable) included.
